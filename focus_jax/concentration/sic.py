@@ -1,0 +1,274 @@
+"""Similarity concentration (SIC): public, batched, jit-compiled entry points.
+
+``block_similarity`` (block level) and ``vector_concentration`` (vector level) are the two
+stages; ``similarity_concentration`` composes them. All accept leading batch axes
+(``x`` of shape ``(..., N, D)``) and validate their inputs before tracing, so a wrong
+shape or parameter raises a ``ValueError`` that names it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from focus_jax.concentration.block import BlockMatch, block_match
+from focus_jax.concentration.vector import chase_pointers, group_mean, similar_mask
+from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
+from focus_jax.config import FocusConfig, VisualGeometry
+
+__all__ = ["SICResult", "block_similarity", "vector_concentration", "similarity_concentration", "CPU_COMPILER_OPTIONS"]
+
+#: XLA CPU options for jitted SIC. YNNPACK's reduce fusion materialises every shifted
+#: candidate slice and makes the similarity pass 2.5-4x slower (jax-cpu-notes.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+class SICResult(NamedTuple):
+    """Result of similarity concentration of ``N`` visual tokens of width ``D``.
+
+    Attributes:
+        output: ``(..., N, D)``, same dtype as the input: every vector replaced by the
+            mean of its group (relaxed mode: the soft merge).
+        mask_similar: ``(..., N, V)`` bool, vectors merged into an earlier group.
+        mask_zero: ``(..., N, V)`` bool, all-zero vectors.
+        group_index: ``(..., N, V)`` int32, flat index ``token * V + slot`` of the group.
+        sparsity: ``(...)`` float32, ``(similar + zero vectors) / (N * V)``; relaxed mode:
+            its expectation under the soft mask.
+        similarity: ``(..., N, V)`` float32, best cosine similarity (``NO_CANDIDATE``
+            where there is no valid candidate).
+        soft_similar: ``(..., N, V)`` float32 soft mask in relaxed mode, else None.
+    """
+
+    output: jnp.ndarray
+    mask_similar: jnp.ndarray
+    mask_zero: jnp.ndarray
+    group_index: jnp.ndarray
+    sparsity: jnp.ndarray
+    similarity: jnp.ndarray
+    soft_similar: jnp.ndarray | None = None
+
+
+def _check_input(x, geom: VisualGeometry) -> None:
+    if not isinstance(geom, VisualGeometry):
+        raise TypeError(f"geom must be a VisualGeometry, got {type(geom).__name__}")
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) < 2:
+        raise ValueError(f"x must have shape (..., N, D), got {shape}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
+    geom.check_tokens(shape[-2], "x")
+    if shape[-1] < 1:
+        raise ValueError("x has no channels (D = 0)")
+
+
+def _check_threshold(threshold) -> None:
+    # Python numbers are checked here; traced thresholds (relaxed mode, tuning) are not.
+    if isinstance(threshold, (int, float)) and not threshold >= -1.0:
+        raise ValueError(f"similarity threshold must be >= -1, got {threshold!r}")
+
+
+def _check_temperature(temperature) -> None:
+    if isinstance(temperature, (int, float)) and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
+def _over_batch(fn, x, *mapped):
+    """Apply ``fn`` (one ``(N, ...)`` sequence) over every leading axis of ``x`` and ``mapped``."""
+    lead = x.shape[:-2]
+    if not lead:
+        return fn(x, *mapped)
+    flat = lambda a, tail: a.reshape((-1,) + a.shape[a.ndim - tail :])
+    out = jax.vmap(fn)(flat(x, 2), *(flat(m, 2) for m in mapped))
+    return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), out)
+
+
+def _jit(fn, static_argnames):
+    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    return jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+
+
+def _block_single(x, geom, vector_size, block_size, frame_block_size, gemm_m_size):
+    return block_match(split_vectors(x, vector_size), geom, block_size, frame_block_size, gemm_m_size)
+
+
+@functools.partial(_jit, static_argnames=("geom", "vector_size", "block_size", "frame_block_size", "gemm_m_size"))
+def _block_jit(x, *, geom, vector_size, block_size, frame_block_size, gemm_m_size):
+    fn = functools.partial(
+        _block_single,
+        geom=geom,
+        vector_size=vector_size,
+        block_size=block_size,
+        frame_block_size=frame_block_size,
+        gemm_m_size=gemm_m_size,
+    )
+    return _over_batch(fn, x)
+
+
+def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = FocusConfig()) -> BlockMatch:
+    """Block level: best candidate of every vector in its spatio-temporal window.
+
+    Args:
+        x: ``(..., N, D)`` visual tokens of one GEMM input (``N = geom.num_tokens``; for
+            attention queries ``D = heads * head_dim``), any float dtype.
+        geom: patch grid of the visual tokens.
+        cfg: ``vector_size``, ``block_size``, ``frame_block_size``, ``gemm_m_size`` are used.
+
+    Returns:
+        ``BlockMatch`` with ``(..., N, V)`` arrays, ``V = ceil(D / vector_size)``.
+
+    Raises:
+        ValueError: ``x`` is not floating point or its token count does not match ``geom``.
+
+    Source: spec SIC steps 1-6 (reference ``Focus.focus_similarity_concentration``).
+    """
+    _check_input(x, geom)
+    return _block_jit(
+        x,
+        geom=geom,
+        vector_size=cfg.vector_size,
+        block_size=cfg.block_size,
+        frame_block_size=cfg.frame_block_size,
+        gemm_m_size=cfg.gemm_m_size,
+    )
+
+
+def _soft_mask(match: BlockMatch, threshold, temperature) -> jnp.ndarray:
+    soft = jax.nn.sigmoid((match.similarity - threshold) / temperature)
+    return jnp.where(match.mask_zero, 0.0, soft)
+
+
+def _vector_single(x, similarity, offset, mask_zero, threshold, temperature, *, frames, vector_size, relaxed):
+    xv = split_vectors(x, vector_size)
+    match = BlockMatch(similarity, offset, mask_zero)
+    mask = similar_mask(similarity, threshold)
+    group = chase_pointers(mask, offset, frames)
+    total = mask.size
+    zeros = jnp.sum(mask_zero)
+    if relaxed:
+        soft = _soft_mask(match, threshold, temperature)
+        # similar vectors join their group with weight `soft`; roots and loners with 1
+        weight = jnp.where(mask, soft, 1.0)
+        merged = _soft_group_mean(xv, group, weight)
+        sparsity = (jnp.sum(soft) + zeros) / total
+    else:
+        soft = None
+        merged = group_mean(xv, group)
+        sparsity = (jnp.sum(mask) + zeros) / total
+    return SICResult(join_vectors(merged, x.shape[-1]), mask, mask_zero, group, sparsity.astype(jnp.float32), similarity, soft)
+
+
+def _soft_group_mean(xv, group, weight):
+    """Weighted group mean, blended into each member with its own weight.
+
+    ``out_i = x_i + w_i * (M_g - x_i)``, ``M_g = sum_j w_j x_j / sum_j w_j`` over the
+    group ``g`` of ``i``. With hard weights (1 for members) this is ``group_mean``.
+    """
+    n, v, width = xv.shape
+    flat = xv.reshape(n * v, width).astype(jnp.float32)
+    g = group.reshape(-1)
+    w = weight.reshape(-1).astype(jnp.float32)
+    sums = jnp.zeros_like(flat).at[g].add(flat * w[:, None])
+    wsum = jnp.zeros((n * v,), jnp.float32).at[g].add(w)
+    mean = sums / jnp.where(wsum > 0, wsum, 1.0)[:, None]
+    out = flat + w[:, None] * (mean[g] - flat)
+    return out.astype(xv.dtype).reshape(n, v, width)
+
+
+@functools.partial(_jit, static_argnames=("frames", "vector_size", "relaxed"))
+def _vector_jit(x, similarity, offset, mask_zero, threshold, temperature, *, frames, vector_size, relaxed):
+    fn = functools.partial(
+        _vector_single,
+        threshold=threshold,
+        temperature=temperature,
+        frames=frames,
+        vector_size=vector_size,
+        relaxed=relaxed,
+    )
+    return _over_batch(lambda xx, s, o, z: fn(xx, s, o, z), x, similarity, offset, mask_zero)
+
+
+def vector_concentration(
+    x: jnp.ndarray,
+    match: BlockMatch,
+    geom: VisualGeometry,
+    cfg: FocusConfig = FocusConfig(),
+    *,
+    threshold=None,
+    relaxed: bool = False,
+    temperature: float = 0.02,
+) -> SICResult:
+    """Vector level: threshold, pointer chasing and group merge.
+
+    Args:
+        x: ``(..., N, D)`` the tokens ``match`` was computed from.
+        match: ``block_similarity(x, geom, cfg)``.
+        geom: patch grid (``geom.frames`` bounds the pointer-chasing rounds).
+        cfg: ``vector_size`` and ``similarity_threshold`` are used.
+        threshold: overrides ``cfg.similarity_threshold``; may be a traced scalar (for
+            ``jax.grad``). Any value >= -1; values >= 1 merge nothing.
+        relaxed: soft similarity mask ``sigmoid((best - threshold) / temperature)`` and
+            soft merge (see ``SICResult``); masks and groups stay hard.
+        temperature: > 0, only used when ``relaxed``.
+
+    Returns:
+        ``SICResult``.
+
+    Raises:
+        ValueError: shapes of ``x`` and ``match`` disagree, or a parameter is out of range.
+
+    Source: spec SIC steps 6-9.
+    """
+    _check_input(x, geom)
+    v, _ = vector_layout(x.shape[-1], cfg.vector_size)
+    expected = x.shape[:-1] + (v,)
+    for name, arr in zip(BlockMatch._fields, match):
+        if tuple(arr.shape) != expected:
+            raise ValueError(f"match.{name} has shape {tuple(arr.shape)}, expected {expected} for x of shape {x.shape}")
+    threshold = cfg.similarity_threshold if threshold is None else threshold
+    _check_threshold(threshold)
+    _check_temperature(temperature)
+    return _vector_jit(
+        x,
+        match.similarity,
+        match.offset,
+        match.mask_zero,
+        jnp.asarray(threshold, jnp.float32),
+        jnp.asarray(temperature, jnp.float32),
+        frames=geom.frames,
+        vector_size=cfg.vector_size,
+        relaxed=relaxed,
+    )
+
+
+def similarity_concentration(
+    x: jnp.ndarray,
+    geom: VisualGeometry,
+    cfg: FocusConfig = FocusConfig(),
+    *,
+    threshold=None,
+    relaxed: bool = False,
+    temperature: float = 0.02,
+) -> SICResult:
+    """SIC of one GEMM input: ``block_similarity`` then ``vector_concentration``.
+
+    Args:
+        x: ``(..., N, D)`` visual tokens (``N = geom.num_tokens``), any float dtype;
+            decisions are taken in float32, merged means rounded once to ``x.dtype``.
+        geom: patch grid of the visual tokens.
+        cfg: Focus configuration (vector, window and m-tile sizes, threshold).
+        threshold, relaxed, temperature: see ``vector_concentration``.
+
+    Returns:
+        ``SICResult`` with ``output`` of the shape and dtype of ``x``.
+
+    Raises:
+        ValueError: wrong shape or dtype of ``x``, geometry mismatch, bad parameter.
+
+    Source: spec "SIC: block- and vector-level similarity concentration"; reference
+    ``Focus.forward`` (padding) and ``Focus.focus_similarity_concentration``.
+    """
+    match = block_similarity(x, geom, cfg)
+    return vector_concentration(x, match, geom, cfg, threshold=threshold, relaxed=relaxed, temperature=temperature)

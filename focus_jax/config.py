@@ -1,0 +1,163 @@
+"""Configuration of Focus concentration and of the visual-token geometry.
+
+Both classes are frozen dataclasses validated at construction, so an invalid value fails
+where it is written, with the field named, instead of deep inside a jitted function.
+Source: ../shared/spec/focus-algorithm.md ("Token geometry", "SIC", "SEC") and the
+per-model defaults of the reference implementation (``configs/focus.csv``).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import dataclasses
+import math
+from importlib import resources
+
+__all__ = ["FocusConfig", "VisualGeometry", "paper_config"]
+
+
+def _require_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VisualGeometry:
+    """Patch grid of the visual tokens of one prompt: ``N = frames * height * width``.
+
+    Tokens are laid out frame-major, row-major: ``index(f, i, j) = f*H*W + i*W + j``
+    (spec, "Token geometry"). For a single image ``frames = 1``.
+
+    Raises:
+        ValueError: a dimension is not a positive integer.
+    """
+
+    frames: int
+    height: int
+    width: int
+
+    def __post_init__(self):
+        for name in ("frames", "height", "width"):
+            _require_int(f"VisualGeometry.{name}", getattr(self, name))
+
+    @property
+    def num_tokens(self) -> int:
+        """``N = F * H * W``."""
+        return self.frames * self.height * self.width
+
+    @property
+    def frame_stride(self) -> int:
+        """Distance between the same patch in consecutive frames: ``H * W``."""
+        return self.height * self.width
+
+    @property
+    def height_stride(self) -> int:
+        """Distance between vertically adjacent patches: ``W``."""
+        return self.width
+
+    def check_tokens(self, n: int, what: str = "x") -> None:
+        """Raise ``ValueError`` unless ``n`` equals ``num_tokens``."""
+        if n != self.num_tokens:
+            raise ValueError(
+                f"{what} has {n} visual tokens but the geometry {self.frames}x{self.height}x{self.width} "
+                f"(frames x height x width) needs {self.num_tokens}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class FocusConfig:
+    """Parameters of Focus' semantic (SEC) and similarity (SIC) concentration.
+
+    Attributes:
+        similarity_threshold: a vector is *similar* when its best cosine similarity is
+            strictly greater than this. In [-1, 1]; cosine similarities are clipped to
+            [-1, 1], so 1.0 turns merging off.
+        vector_size: channels per vector (the K-slice width of the GEMM), >= 1.
+        block_size: spatial window (rows and columns) of the block-level search, >= 1.
+        frame_block_size: temporal window (frames) of the block-level search, >= 1.
+        gemm_m_size: GEMM m-tile size in tokens (candidates may not cross m-tiles), or
+            None for no tiling.
+        sec_layers: decoder layers after whose attention block SEC prunes tokens,
+            strictly increasing, >= 0.
+        sec_alphas: retention ratio of each SEC layer, in (0, 1], relative to the
+            original number of visual tokens.
+        sic: apply similarity concentration (False gives the paper's "SEC only").
+
+    Raises:
+        ValueError: naming the field, for any out-of-range value.
+    """
+
+    similarity_threshold: float = 0.9
+    vector_size: int = 32
+    block_size: int = 2
+    frame_block_size: int = 2
+    gemm_m_size: int | None = None
+    sec_layers: tuple[int, ...] = (2, 5, 8, 16, 25)
+    sec_alphas: tuple[float, ...] = (0.4, 0.3, 0.2, 0.15, 0.1)
+    sic: bool = True
+
+    def __post_init__(self):
+        thr = self.similarity_threshold
+        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or not -1.0 <= thr <= 1.0:
+            raise ValueError(f"similarity_threshold must be a number in [-1, 1], got {thr!r}")
+        object.__setattr__(self, "similarity_threshold", float(thr))
+        _require_int("vector_size", self.vector_size)
+        _require_int("block_size", self.block_size)
+        _require_int("frame_block_size", self.frame_block_size)
+        if self.gemm_m_size is not None:
+            _require_int("gemm_m_size", self.gemm_m_size)
+        layers = tuple(self.sec_layers)
+        alphas = tuple(self.sec_alphas)
+        object.__setattr__(self, "sec_layers", layers)
+        object.__setattr__(self, "sec_alphas", tuple(float(a) if isinstance(a, (int, float)) else a for a in alphas))
+        for layer in layers:
+            _require_int("sec_layers", layer, minimum=0)
+        if any(b <= a for a, b in zip(layers, layers[1:])):
+            raise ValueError(f"sec_layers must be strictly increasing, got {layers}")
+        if len(layers) != len(alphas):
+            raise ValueError(f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}")
+        for a in self.sec_alphas:
+            if isinstance(a, bool) or not isinstance(a, float) or not 0.0 < a <= 1.0:
+                raise ValueError(f"sec_alphas must lie in (0, 1], got {alphas}")
+        if not isinstance(self.sic, bool):
+            raise ValueError(f"sic must be a bool, got {self.sic!r}")
+
+    def replace(self, **changes) -> "FocusConfig":
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def sec_alpha(self, layer: int) -> float | None:
+        """Retention ratio of ``layer`` if it is an SEC layer, else None."""
+        return dict(zip(self.sec_layers, self.sec_alphas)).get(layer)
+
+    def kept_visual_tokens(self, num_visual: int, layer: int, kept_before: int) -> int:
+        """SEC's ``k`` at ``layer``: ``int(N_original * alpha)`` clipped to ``[1, kept_before]``.
+
+        Spec, "SEC" step 3. Returns ``kept_before`` for a layer that is not an SEC layer.
+        """
+        alpha = self.sec_alpha(layer)
+        if alpha is None:
+            return kept_before
+        return max(1, min(int(num_visual * alpha), kept_before))
+
+
+def paper_config(model: str = "default", dataset: str = "") -> FocusConfig:
+    """The paper's Focus configuration for ``model``/``dataset`` (``configs/focus.csv``).
+
+    ``model`` is one of ``llava_vid``, ``llava_onevision``, ``minicpm_v``, ``qwen2_5_vl``
+    or ``default``; an empty or unknown dataset falls back to the model's first row.
+
+    Raises:
+        ValueError: unknown model name.
+    """
+    rows = list(csv.DictReader(resources.files("focus_jax.resources").joinpath("focus.csv").open()))
+    matches = [r for r in rows if r["model"] == model]
+    if not matches:
+        raise ValueError(f"unknown model {model!r}; known: {sorted({r['model'] for r in rows})}")
+    row = next((r for r in matches if r["dataset"] == dataset), matches[0])
+    return FocusConfig(
+        similarity_threshold=float(row["similarity_threshold"]),
+        sec_layers=tuple(ast.literal_eval(row["selected_layers"])),
+        sec_alphas=tuple(float(a) for a in ast.literal_eval(row["alpha_list"])),
+    )

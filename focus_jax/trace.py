@@ -1,0 +1,169 @@
+"""Sparsity traces: what Focus did to every GEMM input of one prefill.
+
+A trace is the interface between ``focus_jax`` (which produces it) and ``costmodel``
+(which prices it). Source: spec "Traces" -- per layer and GEMM name the ``mask_zero``,
+``mask_similar`` and ``group_index`` arrays of SIC, plus the kept-token counts of SEC.
+
+File format (``FocusTrace.save`` / ``FocusTrace.load``): one ``.npz`` archive
+written with ``numpy.savez_compressed`` and read with ``allow_pickle=False``:
+
+- ``__meta__``: a 0-d unicode array holding a JSON object with ``format`` (``"focus-trace"``),
+  ``version`` (1), ``geometry`` (``frames``, ``height``, ``width``), ``config`` (the
+  ``FocusConfig`` fields), ``model`` (``num_layers``, ``hidden_size``,
+  ``intermediate_size``, ``num_heads``, ``num_kv_heads``, ``head_dim``), ``text_tokens``
+  (prefix + query text tokens of the prompt) and ``layers`` (sorted layer indices present).
+- ``kept_tokens``: ``(num_layers, 2)`` int32; visual tokens kept entering the attention
+  block (column 0) and the MLP block (column 1) of each layer. SEC at layer ``l`` makes
+  column 1 of ``l`` smaller than column 0.
+- for each layer ``l`` and GEMM name ``g`` in ``GEMM_NAMES``:
+  ``L{l:03d}/{g}/mask_zero``, ``.../mask_similar`` (``(N, V)`` bool) and
+  ``.../group_index`` (``(N, V)`` int32, flat ``token * V + slot``) where ``N`` is the
+  original number of visual tokens (pruned tokens appear as zero vectors) and
+  ``V = ceil(D / vector_size)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from focus_jax.config import FocusConfig, VisualGeometry
+
+__all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace"]
+
+#: GEMM inputs that SIC concentrates, in the order they occur in a decoder layer (spec table).
+GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
+
+_FORMAT = "focus-trace"
+_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GemmTrace:
+    """SIC result of one GEMM input: three ``(N, V)`` arrays (numpy)."""
+
+    mask_zero: np.ndarray
+    mask_similar: np.ndarray
+    group_index: np.ndarray
+
+    def __post_init__(self):
+        shapes = {a.shape for a in (self.mask_zero, self.mask_similar, self.group_index)}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise ValueError(f"GemmTrace arrays must share one (N, V) shape, got {sorted(shapes)}")
+
+    @property
+    def num_vectors(self) -> int:
+        return int(self.mask_zero.size)
+
+    @property
+    def zero_vectors(self) -> int:
+        """``Z``: vectors that are entirely zero (pruned tokens)."""
+        return int(self.mask_zero.sum())
+
+    @property
+    def similar_vectors(self) -> int:
+        """``S``: vectors merged into an earlier vector's group."""
+        return int(self.mask_similar.sum())
+
+    @property
+    def zero_tokens(self) -> int:
+        """``n0``: tokens whose vectors are all zero."""
+        return int(self.mask_zero.all(axis=1).sum())
+
+    @property
+    def sparsity(self) -> float:
+        """``(S + Z) / (N * V)``, spec SIC step 9."""
+        return (self.similar_vectors + self.zero_vectors) / self.num_vectors
+
+
+@dataclasses.dataclass(frozen=True)
+class FocusTrace:
+    """The trace of one prefill of one prompt (see the module docstring for the format).
+
+    Attributes:
+        geometry: visual-token grid.
+        config: the Focus configuration that produced the trace.
+        model: model dimensions (``num_layers``, ``hidden_size``, ``intermediate_size``,
+            ``num_heads``, ``num_kv_heads``, ``head_dim``).
+        text_tokens: number of text tokens of the prompt (never concentrated).
+        kept_tokens: ``(num_layers, 2)`` int array, see module docstring.
+        gemms: ``{(layer, gemm_name): GemmTrace}``.
+    """
+
+    geometry: VisualGeometry
+    config: FocusConfig
+    model: dict
+    text_tokens: int
+    kept_tokens: np.ndarray
+    gemms: dict
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model["num_layers"])
+
+    def sparsity(self) -> dict:
+        """``{(layer, name): sparsity}`` for every traced GEMM input."""
+        return {key: g.sparsity for key, g in self.gemms.items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trace as ``.npz`` (format in the module docstring). Returns the path."""
+        path = Path(path)
+        meta = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "geometry": dataclasses.asdict(self.geometry),
+            "config": dataclasses.asdict(self.config),
+            "model": {k: int(v) for k, v in self.model.items()},
+            "text_tokens": int(self.text_tokens),
+            "layers": sorted({layer for layer, _ in self.gemms}),
+        }
+        arrays = {"__meta__": np.array(json.dumps(meta)), "kept_tokens": np.asarray(self.kept_tokens, np.int32)}
+        for (layer, name), g in self.gemms.items():
+            prefix = f"L{layer:03d}/{name}/"
+            arrays[prefix + "mask_zero"] = np.asarray(g.mask_zero, bool)
+            arrays[prefix + "mask_similar"] = np.asarray(g.mask_similar, bool)
+            arrays[prefix + "group_index"] = np.asarray(g.group_index, np.int32)
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FocusTrace":
+        """Read a trace written by ``save``.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a focus-trace ``.npz`` of a supported version.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"trace file not found: {path}")
+        try:
+            data = np.load(path, allow_pickle=False)
+            meta = json.loads(str(data["__meta__"]))
+        except Exception as exc:  # corrupt zip, missing key, bad JSON
+            raise ValueError(f"{path} is not a focus-jax trace file ({exc})") from None
+        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+            raise ValueError(f"{path}: unsupported trace format {meta.get('format')!r} version {meta.get('version')!r}")
+        config = dict(meta["config"])
+        config["sec_layers"] = tuple(config["sec_layers"])
+        config["sec_alphas"] = tuple(config["sec_alphas"])
+        gemms = {}
+        for layer in meta["layers"]:
+            for name in GEMM_NAMES:
+                prefix = f"L{layer:03d}/{name}/"
+                if prefix + "mask_zero" in data:
+                    gemms[(layer, name)] = GemmTrace(
+                        data[prefix + "mask_zero"], data[prefix + "mask_similar"], data[prefix + "group_index"]
+                    )
+        return cls(
+            geometry=VisualGeometry(**meta["geometry"]),
+            config=FocusConfig(**config),
+            model=meta["model"],
+            text_tokens=meta["text_tokens"],
+            kept_tokens=data["kept_tokens"],
+            gemms=gemms,
+        )

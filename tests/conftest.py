@@ -1,0 +1,34 @@
+"""Shared test settings: offline Hugging Face hub, float32 matmuls, golden-case loading."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = DATA / "golden"
+
+
+def golden_cases(kind: str):
+    """The cases of ``tests/data/golden/cases.json`` of ``kind`` ('sic' or 'semantic')."""
+    cases = json.loads((GOLDEN / "cases.json").read_text())
+    return [c for c in cases if (c.get("kind") == "semantic") == (kind == "semantic")]
+
+
+def load_golden(name: str) -> dict:
+    with np.load(GOLDEN / f"{name}.npz") as data:
+        return dict(data)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
