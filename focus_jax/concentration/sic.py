@@ -86,9 +86,23 @@ def _over_batch(fn, x, *mapped):
 
 
 def _jit(fn):
-    """jit with ``geom`` and ``shape_cfg`` static and the XLA CPU options applied."""
+    """jit with ``geom`` and ``shape_cfg`` static and the XLA CPU options applied.
+
+    Compiler options are only allowed on a top-level jit, so a call from inside another
+    traced function (a model's jitted forward) uses a plain nested jit: the caller's jit
+    decides the options then.
+    """
+    static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    return jax.jit(fn, static_argnames=("geom", "shape_cfg", "relaxed"), compiler_options=options)
+    top_level = jax.jit(fn, static_argnames=static, compiler_options=options)
+    nested = jax.jit(fn, static_argnames=static)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((args, kwargs)))
+        return (nested if traced else top_level)(*args, **kwargs)
+
+    return call
 
 
 def _shape_cfg(cfg: FocusConfig) -> FocusConfig:

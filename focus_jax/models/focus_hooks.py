@@ -1,0 +1,239 @@
+"""Focus inside a decoder: where SIC and SEC act during prefill (spec, "Where concentration
+happens"), for a batch of prompts with static shapes.
+
+A decoder layer calls ``concentrate(name, x)`` on each GEMM input (``q_proj``, ``query``,
+``o_proj``, ``gate_proj``, ``down_proj``) and, at an SEC layer, ``semantic_prune`` after
+its attention block. The state that links the calls is a ``VisualSpan``: where the
+(kept) visual tokens sit in the current sequence of each prompt and which grid positions
+they came from.
+
+Static shapes: the plan (``FocusPlan``) fixes the visual grid, the number of visual
+tokens kept after every SEC layer (``k = int(N * alpha)``, a Python int) and an upper
+bound on the query-text rows, so every array has a shape known at trace time; only the
+position of the visual span inside each prompt (``VisualSpan.start``) is data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from focus_jax.concentration import similarity_concentration
+from focus_jax.concentration.vectors import vector_layout
+from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.trace import GEMM_NAMES
+
+__all__ = ["FocusPlan", "VisualSpan", "GemmRecord", "concentrate", "sec_importance", "semantic_prune"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FocusPlan:
+    """Everything static about Focus for one batch: configuration, grid, SEC schedule.
+
+    Attributes:
+        config: the Focus configuration.
+        geometry: the visual grid (frames x rows x columns after pooling) of every prompt
+            of the batch; ``N = geometry.num_tokens`` visual tokens per prompt.
+        num_layers: decoder layers; SEC layers at or beyond it are ignored (the paper's
+            LLaVA-OneVision schedule names layer 25 of a 24-layer 0.5B decoder).
+        query_rows: upper bound on the query-text rows (tokens after the visual span) of
+            any prompt: SEC's importance reads the attention probabilities of these rows
+            only (spec, SEC step 2), so no ``S x S`` matrix is ever formed.
+
+    Raises:
+        ValueError: ``query_rows`` < 1.
+    """
+
+    config: FocusConfig
+    geometry: VisualGeometry
+    num_layers: int
+    query_rows: int
+
+    def __post_init__(self):
+        if self.query_rows < 1:
+            raise ValueError(f"SEC needs at least one query-text token after the visual tokens, got query_rows={self.query_rows}")
+
+    @property
+    def num_visual(self) -> int:
+        return self.geometry.num_tokens
+
+    @property
+    def sec_steps(self) -> tuple[tuple[int, int], ...]:
+        """``((layer, k), ...)``: the SEC layers below ``num_layers`` and the visual tokens
+        each keeps (spec, SEC step 3: ``int(N * alpha)`` clipped to ``[1, kept before]``)."""
+        steps, kept = [], self.num_visual
+        for layer in self.config.sec_layers:
+            if layer < self.num_layers:
+                kept = self.config.kept_visual_tokens(self.num_visual, layer, kept)
+                steps.append((layer, kept))
+        return tuple(steps)
+
+    def kept_tokens(self) -> np.ndarray:
+        """``(num_layers, 2)`` int32: visual tokens entering each layer's attention and MLP
+        blocks (the ``kept_tokens`` field of ``focus_jax.trace``)."""
+        out = np.empty((self.num_layers, 2), np.int32)
+        kept, sec = self.num_visual, dict(self.sec_steps)
+        for layer in range(self.num_layers):
+            out[layer, 0] = kept
+            kept = sec.get(layer, kept)
+            out[layer, 1] = kept
+        return out
+
+
+class VisualSpan(NamedTuple):
+    """Where the kept visual tokens of each prompt are.
+
+    Attributes:
+        start: ``(B,)`` int32, sequence index of the first visual token. The prefix text
+            before it is never pruned, so ``start`` does not change with SEC.
+        keep: ``(B, n)`` int32 grid positions (ascending) of the ``n`` kept visual tokens,
+            which occupy ``[start, start + n)`` of the current sequence; None while all
+            ``N`` are kept.
+    """
+
+    start: jnp.ndarray
+    keep: jnp.ndarray | None = None
+
+
+class GemmRecord(NamedTuple):
+    """SIC result of one GEMM input, on the original grid: ``(B, N, V)`` arrays
+    (pruned tokens are zero vectors: ``mask_zero`` set, ``group_index`` pointing to
+    themselves)."""
+
+    mask_zero: jnp.ndarray
+    mask_similar: jnp.ndarray
+    group_index: jnp.ndarray
+
+
+def _visual_count(plan: FocusPlan, span: VisualSpan) -> int:
+    return plan.num_visual if span.keep is None else span.keep.shape[1]
+
+
+def _slice_visual(x, start, n):
+    return jax.vmap(lambda xb, s: lax.dynamic_slice_in_dim(xb, s, n, axis=0))(x, start)
+
+
+def _write_visual(x, vis, start):
+    return jax.vmap(lambda xb, vb, s: lax.dynamic_update_slice_in_dim(xb, vb, s, axis=0))(x, vis, start)
+
+
+def _to_grid(vis, keep, n_grid):
+    """Kept tokens ``(B, n, D)`` back on the grid ``(B, N, D)``, zeros elsewhere."""
+    if keep is None:
+        return vis
+    return jax.vmap(lambda vb, kb: jnp.zeros((n_grid, vb.shape[-1]), vb.dtype).at[kb].set(vb))(vis, keep)
+
+
+def _from_grid(grid, keep):
+    if keep is None:
+        return grid
+    return jnp.take_along_axis(grid, keep[..., None], axis=1)
+
+
+def _unmerged_record(plan: FocusPlan, span: VisualSpan, dim: int) -> GemmRecord:
+    """Record of a GEMM input SIC did not touch (``sic=False``): only pruned tokens are sparse."""
+    v, _ = vector_layout(dim, plan.config.vector_size)
+    b, n = span.start.shape[0], plan.num_visual
+    kept = jnp.ones((b, n), bool) if span.keep is None else jax.vmap(lambda k: jnp.zeros((n,), bool).at[k].set(True))(span.keep)
+    mask_zero = jnp.broadcast_to(~kept[..., None], (b, n, v))
+    group = jnp.broadcast_to(jnp.arange(n * v, dtype=jnp.int32).reshape(n, v), (b, n, v))
+    return GemmRecord(mask_zero, jnp.zeros((b, n, v), bool), group)
+
+
+def concentrate(plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray) -> tuple[jnp.ndarray, GemmRecord]:
+    """SIC of the visual part of one GEMM input (spec, "SIC"), batched.
+
+    Args:
+        plan: static Focus plan.
+        span: where the kept visual tokens are (see ``VisualSpan``).
+        name: the GEMM input's trace name (one of ``focus_jax.trace.GEMM_NAMES``).
+        x: ``(B, S, D)`` the GEMM input of the current (kept) sequence; for ``query``,
+            the rotated queries with heads concatenated per token, ``D = heads*head_dim``.
+
+    Returns:
+        ``(x', record)``: ``x`` with its visual tokens replaced by their group means
+        (text untouched), and the ``GemmRecord`` on the original grid. After SEC the kept
+        tokens are scattered to their grid positions with zeros elsewhere, SIC runs on the
+        full grid and the result is gathered back (spec, SEC "When SIC runs in a layer
+        after pruning").
+
+    Raises:
+        ValueError: unknown GEMM name.
+    """
+    if name not in GEMM_NAMES:
+        raise ValueError(f"unknown GEMM input {name!r}; expected one of {GEMM_NAMES}")
+    n = _visual_count(plan, span)
+    if not plan.config.sic:
+        return x, _unmerged_record(plan, span, x.shape[-1])
+    vis = _slice_visual(x, span.start, n)
+    res = similarity_concentration(_to_grid(vis, span.keep, plan.num_visual), plan.geometry, plan.config)
+    out = _write_visual(x, _from_grid(res.output, span.keep), span.start)
+    return out, GemmRecord(res.mask_zero, res.mask_similar, res.group_index)
+
+
+def sec_importance(
+    plan: FocusPlan, span: VisualSpan, q: jnp.ndarray, k: jnp.ndarray, key_valid: jnp.ndarray, scale: float
+) -> jnp.ndarray:
+    """Importance of each kept visual token (spec, SEC steps 1-2), batched.
+
+    The softmax rows of the last ``plan.query_rows`` queries are computed (rows before the
+    query text of a prompt are masked out); each kept visual token scores the maximum,
+    over heads and query-text rows, of its attention probability.
+
+    Args:
+        q: ``(B, S, Hq, hd)`` rotated (already concentrated) queries.
+        k: ``(B, S, Hkv, hd)`` rotated keys (grouped-query: head ``h`` reads kv head
+            ``h // (Hq/Hkv)``).
+        key_valid: ``(B, S)`` bool, False at padding.
+        scale: softmax scale (``head_dim ** -0.5``).
+
+    Returns:
+        ``(B, n)`` float32 importance of the ``n`` kept visual tokens.
+    """
+    b, s, hq, hd = q.shape
+    hkv = k.shape[2]
+    n = _visual_count(plan, span)
+    r = min(plan.query_rows, s)
+    rows = jnp.arange(s - r, s)
+    qr = q[:, s - r :].reshape(b, r, hkv, hq // hkv, hd)
+    scores = jnp.einsum("brkgd,bskd->bkgrs", qr, k, preferred_element_type=jnp.float32) * scale
+    cols = jnp.arange(s)
+    allowed = (cols[None, :] <= rows[:, None])[None] & key_valid[:, None, :]  # (B, r, S)
+    scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1)
+    query_row = rows[None, :] >= (span.start + n)[:, None]  # (B, r): rows of query text
+    probs = jnp.where(query_row[:, None, None, :, None], probs, 0.0)
+    col_max = jnp.max(probs, axis=(1, 2, 3))  # (B, S)
+    return _slice_visual(col_max[..., None], span.start, n)[..., 0]
+
+
+def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k: int, seq_len: int):
+    """Keep the ``k`` most important visual tokens of each prompt (spec, SEC steps 3-5).
+
+    Args:
+        importance: ``(B, n)`` from ``sec_importance``.
+        k: visual tokens to keep (static; from ``plan.sec_steps``).
+        seq_len: current sequence length ``S``.
+
+    Returns:
+        ``(rows, span')``: ``rows`` ``(B, S - n + k)`` int32, the indices of the current
+        sequence to keep (prefix text, the kept visual tokens in ascending order, query
+        text); gather hidden states, positions and masks with it. ``span'`` is the new
+        visual span.
+    """
+    b, n = importance.shape
+    _, local = lax.top_k(importance, k)  # ties: lower index first, as torch.topk on CPU
+    local = jnp.sort(local.astype(jnp.int32), axis=-1)
+    new_len = seq_len - n + k
+    idx = jnp.arange(new_len, dtype=jnp.int32)[None, :]
+    start = span.start[:, None]
+    in_visual = (idx >= start) & (idx < start + k)
+    visual_src = start + jnp.take_along_axis(local, jnp.clip(idx - start, 0, k - 1), axis=1)
+    rows = jnp.where(idx < start, idx, jnp.where(in_visual, visual_src, idx - k + n))
+    old_keep = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (b, n)) if span.keep is None else span.keep
+    return rows, VisualSpan(span.start, jnp.take_along_axis(old_keep, local, axis=1))

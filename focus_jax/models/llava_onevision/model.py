@@ -1,0 +1,423 @@
+"""``LlavaOnevision``: a loaded checkpoint with jit-compiled forward and generate.
+
+The class is a thin shell: it keeps the config, the parameter pytree and the Focus
+configuration, inspects the prompt on the host (where the visual tokens are, how many
+query-text tokens follow) to build the static ``FocusPlan``, and calls jitted pure
+functions (``modeling``, ``qwen2.modeling``). Shapes are static: ``generate`` pads the
+batch to a power of two and the prompt length to a multiple of ``seq_bucket`` (left
+padding), so prompts of similar size share one compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.models.focus_hooks import FocusPlan
+from focus_jax.models.llava_onevision import modeling, params as llava_params
+from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
+from focus_jax.models.llava_onevision.trace import ModelTrace
+from focus_jax.models.qwen2 import modeling as qwen2
+from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS
+
+__all__ = ["LlavaOnevision", "PromptLayout", "from_pretrained"]
+
+
+def _compiler_options():
+    return CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptLayout:
+    """What the host learns from ``input_ids`` before compiling.
+
+    Attributes:
+        visual_start: ``(B,)`` index of each prompt's first video placeholder (-1: none).
+        query_tokens: ``(B,)`` tokens after the visual grid (query text, incl. the
+            video's trailing newline token).
+        text_tokens: ``(B,)`` valid tokens that are not grid tokens.
+        frames: frames of the videos (0 without video).
+    """
+
+    visual_start: np.ndarray
+    query_tokens: np.ndarray
+    text_tokens: np.ndarray
+    frames: int
+
+
+def _bucket(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class LlavaOnevision:
+    """A LLaVA-OneVision model (SigLIP + projector + Qwen2) with optional Focus.
+
+    Attributes:
+        config: ``LlavaOnevisionConfig``.
+        params: parameter pytree (JAX arrays in ``dtype``).
+        focus: ``FocusConfig`` applied in prefill, or None for dense.
+        dtype: parameter and activation dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, config: LlavaOnevisionConfig, params: dict, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None):
+        if focus is not None and not isinstance(focus, FocusConfig):
+            raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
+        self.config = config
+        self.focus = focus
+        self.dtype = jnp.dtype(dtype)
+        self.mesh = mesh
+        if mesh is not None:
+            from focus_jax.models.llava_onevision.sharding import shard_params
+
+            self.params = shard_params(params, mesh, self.dtype)
+        else:
+            self.params = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), params)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> "LlavaOnevision":
+        """Load a Hugging Face LLaVA-OneVision directory (``config.json`` + safetensors).
+
+        Raises:
+            FileNotFoundError: missing directory or ``config.json``.
+            CheckpointError: pickled weights, unknown/missing/mis-shaped tensors, or an
+                unsupported config (each error names the tensor or field).
+        """
+        cfg, params = llava_params.load(path, dtype)
+        return cls(cfg, params, focus=focus, dtype=dtype, mesh=mesh)
+
+    def save_pretrained(self, path: str | Path) -> list[Path]:
+        """Write ``config.json`` and ``model.safetensors`` (Hub layout) that transformers loads."""
+        return llava_params.save(path, self.config, self.params)
+
+    def with_focus(self, focus: FocusConfig | None) -> "LlavaOnevision":
+        """The same weights with another Focus configuration (no copy)."""
+        other = object.__new__(LlavaOnevision)
+        other.__dict__.update(self.__dict__, focus=focus)
+        return other
+
+    # ------------------------------------------------------------------ vision side
+    def vision_features(self, pixels) -> jnp.ndarray:
+        """SigLIP features of ``(n, C, H, W)`` images at ``vision_feature_layer`` (before the projector)."""
+        return _vision_jit(self.params, jnp.asarray(pixels), cfg=self.config)
+
+    def video_features(self, pixel_values_videos) -> jnp.ndarray:
+        """Projected, pooled video embeddings ``(B, F*s*s + 1, D)`` (incl. the newline)."""
+        return _video_jit(self.params, jnp.asarray(pixel_values_videos), cfg=self.config)
+
+    def image_features(self, pixel_values, image_sizes) -> jnp.ndarray:
+        """Projected anyres image embeddings, concatenated ``(sum L_i, D)``."""
+        sizes = tuple(tuple(int(v) for v in s) for s in np.asarray(image_sizes).reshape(-1, 2))
+        return _image_jit(self.params, jnp.asarray(pixel_values), cfg=self.config, image_sizes=sizes)
+
+    # ------------------------------------------------------------------ prompts
+    def layout(self, input_ids: np.ndarray, attention_mask: np.ndarray, frames: int) -> PromptLayout:
+        """Find the visual grid of every prompt (see ``PromptLayout``).
+
+        Raises:
+            ValueError: a prompt's video placeholders are not ``F*s*s + 1`` contiguous
+                tokens, or prompts of one batch disagree on having a video.
+        """
+        cfg = self.config
+        is_video = (input_ids == cfg.video_token_id) & (attention_mask > 0)
+        counts = is_video.sum(axis=1)
+        b = input_ids.shape[0]
+        n_grid = frames * cfg.tokens_per_frame
+        valid = (attention_mask > 0).sum(axis=1)
+        if frames == 0:
+            if counts.any():
+                raise ValueError(f"input_ids hold {int(counts.max())} video tokens but no pixel_values_videos were given")
+            return PromptLayout(np.full(b, -1), np.zeros(b, int), valid, 0)
+        expected = cfg.video_token_count(frames)
+        start = np.argmax(is_video, axis=1)
+        for i in range(b):
+            if counts[i] != expected or not is_video[i, start[i] : start[i] + expected].all():
+                raise ValueError(
+                    f"prompt {i} must hold one video of {frames} frames: {expected} contiguous video tokens "
+                    f"({frames} x {cfg.tokens_per_frame} grid + 1 newline), found {int(counts[i])}"
+                )
+        query = input_ids.shape[1] - (start + n_grid)
+        return PromptLayout(start, query, valid - n_grid, frames)
+
+    def _plan(self, layout: PromptLayout) -> FocusPlan | None:
+        if self.focus is None or layout.frames == 0:
+            return None
+        s = self.config.pooled_side
+        geom = VisualGeometry(layout.frames, s, s)
+        return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
+
+    def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2:
+            raise ValueError(f"input_ids must have shape (batch, sequence), got {ids.shape}")
+        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+        if mask.shape != ids.shape:
+            raise ValueError(f"attention_mask has shape {mask.shape}, input_ids {ids.shape}")
+        if position_ids is None:  # as transformers' generate: count valid tokens, padding at 1
+            position_ids = np.where(mask > 0, np.cumsum(mask, axis=1) - 1, 1)
+        videos = None if pixel_values_videos is None else np.asarray(pixel_values_videos)
+        if videos is not None and (videos.ndim != 5 or videos.shape[0] != ids.shape[0]):
+            raise ValueError(f"pixel_values_videos must be (batch={ids.shape[0]}, frames, C, H, W), got {videos.shape}")
+        frames = 0 if videos is None else videos.shape[1]
+        layout = self.layout(ids, mask, frames)
+        plan = self._plan(layout)
+        if plan is not None and pixel_values is not None:
+            raise ValueError("Focus concentrates video prompts; pass images to a model without focus (focus=None)")
+        sizes = None
+        if pixel_values is not None:
+            if image_sizes is None:
+                raise ValueError("pixel_values need image_sizes (original height, width of every image)")
+            sizes = tuple(tuple(int(v) for v in s) for s in np.asarray(image_sizes).reshape(-1, 2))
+            n_tokens = sum(modeling.image_token_count(self.config, s) for s in sizes)
+            found = int(((ids == self.config.image_token_id) & (mask > 0)).sum())
+            if found != n_tokens:
+                raise ValueError(f"image features need {n_tokens} image tokens in input_ids, found {found}")
+        elif ((ids == self.config.image_token_id) & (mask > 0)).any():
+            raise ValueError("input_ids hold image tokens but no pixel_values were given")
+        arrays = dict(
+            input_ids=jnp.asarray(ids, jnp.int32),
+            key_valid=jnp.asarray(mask > 0),
+            positions=jnp.asarray(position_ids, jnp.int32),
+            visual_start=jnp.asarray(np.maximum(layout.visual_start, 0), jnp.int32),
+            pixel_values=None if pixel_values is None else jnp.asarray(pixel_values),
+            pixel_values_videos=None if videos is None else jnp.asarray(videos),
+        )
+        if self.mesh is not None:
+            from focus_jax.models.llava_onevision.sharding import shard_batch
+
+            arrays = shard_batch(arrays, self.mesh)
+        return arrays, layout, plan, sizes
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids,
+        pixel_values=None,
+        pixel_values_videos=None,
+        image_sizes=None,
+        attention_mask=None,
+        position_ids=None,
+        return_trace: bool = False,
+        logits_to_keep: int = 0,
+    ):
+        """Logits of a batch of prompts (one prefill, jit-compiled).
+
+        Args:
+            input_ids: ``(B, S)`` token ids with image/video placeholders expanded
+                (as transformers' processor writes them).
+            pixel_values: ``(n_images, patches, C, H, W)`` anyres images, with
+                ``image_sizes`` ``(n_images, 2)`` original (height, width).
+            pixel_values_videos: ``(B, F, C, H, W)``, one video per prompt.
+            attention_mask: ``(B, S)``, 0 at padding (default: all ones).
+            position_ids: ``(B, S)`` RoPE positions (default: running count of valid
+                tokens, as transformers' generate).
+            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``).
+            logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
+
+        Returns:
+            ``logits`` ``(B, S_out, vocab)`` in the model dtype, or ``(logits, trace)``.
+            Without SEC pruning ``S_out = S``; with it, the rows of the kept tokens
+            (prefix, kept visual tokens, query text), as the reference returns them.
+
+        Raises:
+            ValueError: inconsistent inputs (placeholder counts, shapes), or a trace
+                requested from a dense model.
+        """
+        arrays, layout, plan, sizes = self._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
+        if return_trace and plan is None:
+            raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
+        logits, rows, records = _forward_jit(
+            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, return_records=return_trace, logits_to_keep=logits_to_keep
+        )
+        if not return_trace:
+            return logits
+        return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
+
+    __call__ = forward
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        input_ids,
+        pixel_values=None,
+        pixel_values_videos=None,
+        image_sizes=None,
+        attention_mask=None,
+        max_new_tokens: int = 32,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        eos_token_id=None,
+        pad_token_id: int | None = None,
+        seq_bucket: int = 64,
+    ) -> np.ndarray:
+        """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
+        configured), then a jitted ``lax.while_loop`` of decode steps.
+
+        Args:
+            input_ids, pixel_values, pixel_values_videos, image_sizes, attention_mask:
+                as ``forward``.
+            max_new_tokens: tokens to generate per prompt.
+            do_sample: sample (``temperature``, nucleus ``top_p``) instead of greedy.
+            seed: PRNG seed for sampling (same seed, same tokens).
+            eos_token_id: int or list; a prompt stops after emitting one (default: the
+                config's). pad_token_id: emitted after a prompt stopped (default: the
+                config's pad id, else the first eos id, else 0).
+            seq_bucket: prompts are left-padded to a multiple of this length.
+
+        Returns:
+            ``(B, max_new_tokens)`` int32 numpy array of new tokens.
+
+        Raises:
+            ValueError: bad sampling parameters or inputs (see ``forward``).
+        """
+        if not max_new_tokens >= 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if do_sample and not (temperature > 0 and 0 < top_p <= 1):
+            raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
+        text = self.config.text
+        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
+        pad = pad_token_id if pad_token_id is not None else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        ids = np.asarray(input_ids)
+        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+        b, s = ids.shape
+        # static buckets: batch to a power of two (repeating the last prompt), length by left padding
+        b_pad = 1 << (b - 1).bit_length()
+        s_pad = _bucket(s, seq_bucket)
+        ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
+        mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
+        extra = b_pad - b
+        rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra) if extra else np.asarray(a)
+        ids, mask, videos = rep(ids), rep(mask), rep(pixel_values_videos)
+        if pixel_values is not None and extra:
+            raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
+        arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
+        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=max_new_tokens)
+        next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
+        tokens = _decode_jit(
+            self.params,
+            caches,
+            last_logits,
+            next_pos,
+            jax.random.key(seed),
+            jnp.float32(temperature),
+            jnp.float32(top_p),
+            cfg=self.config.text,
+            steps=max_new_tokens,
+            do_sample=do_sample,
+            eos=eos,
+            pad=int(pad),
+        )
+        return np.asarray(tokens)[:b]
+
+
+# ---------------------------------------------------------------------- jitted bodies
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _vision_jit(params, pixels, *, cfg):
+    return modeling._vision_features(params, cfg, pixels.astype(params["vision"]["pos_embed"].dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _video_jit(params, videos, *, cfg):
+    return modeling.video_features(params, cfg, videos)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "image_sizes"))
+def _image_jit(params, pixel_values, *, cfg, image_sizes):
+    return modeling.image_features(params, cfg, pixel_values, image_sizes)
+
+
+def _embed(params, cfg: LlavaOnevisionConfig, input_ids, pixel_values, pixel_values_videos, image_sizes):
+    lang = params["language"]
+    x = qwen2.embed_tokens(lang, input_ids)
+    if pixel_values is not None:
+        feats = modeling.image_features(params, cfg, pixel_values, image_sizes)
+        x = modeling.merge_embeddings(x, input_ids, cfg.image_token_id, feats)
+    if pixel_values_videos is not None:
+        feats = modeling.video_features(params, cfg, pixel_values_videos)
+        x = modeling.merge_embeddings(x, input_ids, cfg.video_token_id, feats.reshape(-1, feats.shape[-1]))
+    return x
+
+
+def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0):
+    x = _embed(params, cfg, input_ids, pixel_values, pixel_values_videos, image_sizes)
+    out = qwen2.prefill(
+        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra, return_records=return_records
+    )
+    hidden = out.hidden[:, -logits_to_keep:] if logits_to_keep else out.hidden
+    return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
+
+
+_STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
+def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static)
+    return logits, out.rows, out.records
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "image_sizes", "plan", "cache_extra"), compiler_options=_compiler_options())
+def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, cache_extra):
+    logits, out = _forward(
+        params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos,
+        cfg=cfg, image_sizes=image_sizes, plan=plan, return_records=False, logits_to_keep=1, cache_extra=cache_extra,
+    )  # fmt: skip
+    return logits[:, 0].astype(jnp.float32), out.caches
+
+
+def _top_p_filter(logits, top_p):
+    """Keep the smallest set of tokens whose probability reaches ``top_p`` (transformers'
+    ``TopPLogitsWarper``: drop tokens whose ascending cumulative probability is <= 1 - top_p)."""
+    order = jnp.argsort(logits, axis=-1)
+    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
+    cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    remove_sorted = cum <= 1.0 - top_p
+    remove_sorted = remove_sorted.at[..., -1].set(False)
+    remove = jnp.zeros_like(remove_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(remove_sorted)
+    return jnp.where(remove, -jnp.inf, logits)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "steps", "do_sample", "eos", "pad"))
+def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p, *, cfg, steps, do_sample, eos, pad):
+    lang = params["language"]
+    b = first_logits.shape[0]
+    eos_ids = jnp.asarray(eos if eos else (-1,), jnp.int32)
+
+    def choose(logits, step):
+        if not do_sample:
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        scaled = _top_p_filter(logits / temperature, top_p)
+        return jax.random.categorical(jax.random.fold_in(key, step), scaled, axis=-1).astype(jnp.int32)
+
+    def cond(state):
+        step, _, _, _, done, _ = state
+        return (step < steps) & ~jnp.all(done)
+
+    def body(state):
+        step, logits, caches, pos, done, out = state
+        token = jnp.where(done, pad, choose(logits, step))
+        out = out.at[:, step].set(token)
+        done = done | jnp.isin(token, eos_ids)
+        hidden, caches = qwen2.decode_step(lang, cfg, caches, qwen2.embed_tokens(lang, token[:, None])[:, 0], pos)
+        logits = qwen2.logits_from_hidden(lang, cfg, hidden).astype(jnp.float32)
+        return step + 1, logits, caches, pos + 1, done, out
+
+    out = jnp.full((b, steps), pad, jnp.int32)
+    state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
+    return lax.while_loop(cond, body, state)[-1]
+
+
+def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> LlavaOnevision:
+    """Load a Hugging Face LLaVA-OneVision / LLaVA-Video directory (see ``LlavaOnevision.from_pretrained``)."""
+    return LlavaOnevision.from_pretrained(path, focus=focus, dtype=dtype, mesh=mesh)

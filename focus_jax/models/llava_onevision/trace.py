@@ -1,0 +1,90 @@
+"""Focus traces of a batched prefill, convertible to ``focus_jax.trace.FocusTrace``.
+
+``LlavaOnevision.forward(..., return_trace=True)`` returns a ``ModelTrace``: for every
+decoder layer and GEMM input (``focus_jax.trace.GEMM_NAMES``) the SIC masks and group
+indices of every prompt of the batch, on the original visual grid, plus the visual
+tokens kept entering each layer's attention and MLP blocks. ``to_focus_trace(i)`` gives
+prompt ``i`` in the file format ``costmodel`` reads; ``save(path, i)`` writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from focus_jax.models.focus_hooks import FocusPlan
+from focus_jax.models.qwen2.modeling import Qwen2Config
+from focus_jax.trace import FocusTrace, GemmTrace
+
+__all__ = ["ModelTrace"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelTrace:
+    """SIC/SEC trace of one batched prefill.
+
+    Attributes:
+        plan: the static Focus plan (config, grid, SEC schedule).
+        model: decoder dimensions (``FocusTrace.model``).
+        gemms: ``{(layer, gemm): (mask_zero, mask_similar, group_index)}``, each a
+            ``(B, N, V)`` numpy array (bool, bool, int32).
+        text_tokens: ``(B,)`` non-visual valid tokens of each prompt.
+        rows: ``(B, S_out)`` index into the input sequence of each returned logits row.
+    """
+
+    plan: FocusPlan
+    model: dict
+    gemms: dict
+    text_tokens: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens, rows) -> "ModelTrace":
+        host = jax.device_get(records)
+        gemms = {key: tuple(np.asarray(a) for a in rec) for key, rec in host.items()}
+        model = {
+            "num_layers": text.num_layers,
+            "hidden_size": text.hidden_size,
+            "intermediate_size": text.intermediate_size,
+            "num_heads": text.num_heads,
+            "num_kv_heads": text.num_kv_heads,
+            "head_dim": text.head_dim,
+        }
+        return cls(plan, model, gemms, np.asarray(text_tokens), np.asarray(rows))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.text_tokens.shape[0])
+
+    def kept_tokens(self) -> np.ndarray:
+        """``(num_layers, 2)``: visual tokens entering attention and MLP of each layer."""
+        return self.plan.kept_tokens()
+
+    def to_focus_trace(self, example: int = 0) -> FocusTrace:
+        """The trace of prompt ``example`` as a ``FocusTrace``.
+
+        Raises:
+            IndexError: ``example`` is outside the batch.
+        """
+        if not 0 <= example < self.batch_size:
+            raise IndexError(f"example {example} is outside the batch of {self.batch_size}")
+        gemms = {key: GemmTrace(z[example], s[example], g[example]) for key, (z, s, g) in self.gemms.items()}
+        return FocusTrace(
+            geometry=self.plan.geometry,
+            config=self.plan.config,
+            model=dict(self.model),
+            text_tokens=int(self.text_tokens[example]),
+            kept_tokens=self.kept_tokens(),
+            gemms=gemms,
+        )
+
+    def save(self, path: str | Path, example: int = 0) -> Path:
+        """Write prompt ``example``'s trace in the ``focus_jax.trace`` ``.npz`` format."""
+        return self.to_focus_trace(example).save(path)
+
+    def sparsity(self, example: int = 0) -> dict:
+        """``{(layer, gemm): sparsity}`` of prompt ``example`` (spec, SIC step 9)."""
+        return self.to_focus_trace(example).sparsity()

@@ -1,0 +1,380 @@
+"""Qwen2 decoder (the language model of LLaVA-OneVision) with Focus in prefill.
+
+Same computation as transformers' ``Qwen2Model`` + ``lm_head``: token embeddings,
+pre-RMSNorm layers with rotary grouped-query attention (biased q/k/v projections) and a
+SwiGLU MLP, a final RMSNorm. Attention never forms the ``S x S`` probability matrix
+(``focus_jax.models.attention``).
+
+Focus (spec, "Where concentration happens"), prefill only: every GEMM input of every
+layer goes through ``focus_hooks.concentrate`` (``q_proj``, ``query``, ``o_proj``,
+``gate_proj``, ``down_proj``); after the attention block of each SEC layer,
+``focus_hooks.semantic_prune`` keeps the top-k visual tokens and every later block runs
+on the kept tokens only -- their hidden states, original RoPE positions, padding mask
+and, for decode, their keys and values.
+
+Layers between SEC layers have equal shapes, so each such segment is one ``lax.scan``
+over its slice of the stacked layer parameters; an SEC layer is run on its own (its MLP
+sees fewer tokens than its attention). Decode (``decode_step``) is untouched by Focus: it
+reads the per-segment KV caches that prefill left.
+
+Parameter pytree (``init_params`` / ``params.py``), linear weights ``(in, out)``::
+
+    embed:   (vocab, D)
+    layers:  attn_norm (D,), q {w (D, Hq*hd), b}, k {w (D, Hkv*hd), b}, v {w, b},
+             o {w (Hq*hd, D)}, mlp_norm (D,), gate {w (D, I)}, up {w (D, I)},
+             down {w (I, D)}; each stacked (L, ...)
+    norm:    (D,)
+    lm_head: (D, vocab)   # absent when tie_word_embeddings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from focus_jax.models import focus_hooks
+from focus_jax.models.attention import cached_attention, causal_attention
+from focus_jax.models.focus_hooks import FocusPlan, GemmRecord, VisualSpan
+from focus_jax.models.layers import activation, dense, rms_norm
+
+__all__ = [
+    "Qwen2Config",
+    "KVCache",
+    "PrefillResult",
+    "init_params",
+    "embed_tokens",
+    "prefill",
+    "decode_step",
+    "logits_from_hidden",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Qwen2Config:
+    """Dimensions of a Qwen2 decoder (transformers' ``Qwen2Config``, default RoPE, no
+    sliding window), and its special token ids (``eos_token_id``: a tuple, possibly empty).
+
+    Raises:
+        ValueError: a non-positive dimension or heads that do not divide.
+    """
+
+    vocab_size: int = 151936
+    hidden_size: int = 896
+    intermediate_size: int = 4864
+    num_layers: int = 24
+    num_heads: int = 14
+    num_kv_heads: int = 2
+    head_dim: int = 64
+    rope_theta: float = 1_000_000.0
+    rms_norm_eps: float = 1e-6
+    max_position_embeddings: int = 32768
+    tie_word_embeddings: bool = False
+    hidden_act: str = "silu"
+    bos_token_id: int | None = None
+    eos_token_id: tuple[int, ...] = ()
+    pad_token_id: int | None = None
+
+    def __post_init__(self):
+        eos = self.eos_token_id
+        object.__setattr__(self, "eos_token_id", tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,)))
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Qwen2Config.{name} must be a positive integer, got {value!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_key_value_heads {self.num_kv_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim must be even for rotary embeddings, got {self.head_dim}")
+        activation(self.hidden_act)
+
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def scale(self) -> float:
+        return self.head_dim**-0.5
+
+    def inv_freq(self) -> np.ndarray:
+        """RoPE inverse frequencies ``theta ** (-2i / hd)``, float32, as transformers computes them."""
+        exponents = np.arange(0, self.head_dim, 2, dtype=np.float32) / np.float32(self.head_dim)
+        return (1.0 / (np.float32(self.rope_theta) ** exponents)).astype(np.float32)
+
+
+class KVCache(NamedTuple):
+    """Keys and values of one segment of layers (layers with the same kept tokens).
+
+    Attributes:
+        k, v: ``(L_seg, B, T, Hkv, hd)``; slots ``>= length`` are free.
+        valid: ``(B, T)`` bool, slots holding a real (non-padding) token.
+        length: ``()`` int32, slots written so far (the same for every prompt).
+    """
+
+    k: jnp.ndarray
+    v: jnp.ndarray
+    valid: jnp.ndarray
+    length: jnp.ndarray
+
+
+class PrefillResult(NamedTuple):
+    """Output of ``prefill``.
+
+    Attributes:
+        hidden: ``(B, S_out, D)`` final-normed hidden states of the kept tokens.
+        rows: ``(B, S_out)`` int32, index in the input sequence of each output row
+            (``arange(S)`` without SEC).
+        caches: one ``KVCache`` per segment, in layer order.
+        records: ``{(layer, gemm): GemmRecord}`` when traced, else ``{}``.
+    """
+
+    hidden: jnp.ndarray
+    rows: jnp.ndarray
+    caches: tuple
+    records: dict
+
+
+def _init_dense(key, n_in, n_out, dtype, bias=False, std=0.02):
+    p = {"w": (jax.random.normal(key, (n_in, n_out), jnp.float32) * std).astype(dtype)}
+    if bias:
+        p["b"] = jnp.zeros((n_out,), dtype)
+    return p
+
+
+def init_params(cfg: Qwen2Config, key: jax.Array, dtype=jnp.float32, std: float = 0.02) -> dict:
+    """Random parameters (normal with ``std``, as transformers' ``initializer_range``)."""
+    d, f = cfg.hidden_size, cfg.intermediate_size
+    k_embed, k_layers, k_head = jax.random.split(key, 3)
+
+    def layer(k):
+        ks = jax.random.split(k, 7)
+        return {
+            "attn_norm": jnp.ones((d,), dtype),
+            "q": _init_dense(ks[0], d, cfg.q_size, dtype, bias=True, std=std),
+            "k": _init_dense(ks[1], d, cfg.kv_size, dtype, bias=True, std=std),
+            "v": _init_dense(ks[2], d, cfg.kv_size, dtype, bias=True, std=std),
+            "o": _init_dense(ks[3], cfg.q_size, d, dtype, std=std),
+            "mlp_norm": jnp.ones((d,), dtype),
+            "gate": _init_dense(ks[4], d, f, dtype, std=std),
+            "up": _init_dense(ks[5], d, f, dtype, std=std),
+            "down": _init_dense(ks[6], f, d, dtype, std=std),
+        }
+
+    params = {
+        "embed": (jax.random.normal(k_embed, (cfg.vocab_size, d), jnp.float32) * std).astype(dtype),
+        "layers": jax.vmap(layer)(jax.random.split(k_layers, cfg.num_layers)),
+        "norm": jnp.ones((d,), dtype),
+    }
+    if not cfg.tie_word_embeddings:
+        params["lm_head"] = _init_dense(k_head, d, cfg.vocab_size, dtype, std=std)["w"]
+    return params
+
+
+def embed_tokens(params: dict, ids: jnp.ndarray) -> jnp.ndarray:
+    """``(B, S)`` int token ids -> ``(B, S, D)`` embeddings."""
+    return jnp.take(params["embed"], ids, axis=0)
+
+
+def logits_from_hidden(params: dict, cfg: Qwen2Config, hidden: jnp.ndarray) -> jnp.ndarray:
+    """LM head: ``(..., D) -> (..., vocab)`` in the hidden dtype (tied to ``embed`` if configured)."""
+    w = params["embed"].T if cfg.tie_word_embeddings else params["lm_head"]
+    return jnp.matmul(hidden, w.astype(hidden.dtype))
+
+
+def _rope(cfg: Qwen2Config, positions: jnp.ndarray, dtype):
+    """cos/sin ``(B, S, hd)`` for integer ``positions`` ``(B, S)`` (rotate-half layout)."""
+    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(cfg.inv_freq())
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+
+
+def _apply_rope(x, cos, sin):
+    """``x`` ``(B, S, H, hd)`` rotated by position: ``x*cos + rotate_half(x)*sin``."""
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos[:, :, None] + rotated * sin[:, :, None]
+
+
+_Identity = lambda name, x: (x, None)  # noqa: E731  (dense: GEMM inputs pass through)
+
+
+def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate):
+    """Pre-norm attention with residual. Returns ``(x, q, k, v, records)``."""
+    b, s, _ = x.shape
+    records = {}
+    h, records["q_proj"] = concentrate("q_proj", rms_norm(x, layer["attn_norm"], cfg.rms_norm_eps))
+    q = dense(h, layer["q"]).reshape(b, s, cfg.num_heads, cfg.head_dim)
+    k = dense(h, layer["k"]).reshape(b, s, cfg.num_kv_heads, cfg.head_dim)
+    v = dense(h, layer["v"]).reshape(b, s, cfg.num_kv_heads, cfg.head_dim)
+    cos, sin = rope
+    q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+    q_flat, records["query"] = concentrate("query", q.reshape(b, s, cfg.q_size))
+    q = q_flat.reshape(q.shape)
+    attn = causal_attention(q, k, v, key_valid, scale=cfg.scale)
+    attn, records["o_proj"] = concentrate("o_proj", attn)
+    return x + dense(attn, layer["o"]), q, k, v, records
+
+
+def _mlp_block(x, layer, cfg: Qwen2Config, concentrate):
+    records = {}
+    h, records["gate_proj"] = concentrate("gate_proj", rms_norm(x, layer["mlp_norm"], cfg.rms_norm_eps))
+    a = activation(cfg.hidden_act)(dense(h, layer["gate"])) * dense(h, layer["up"])
+    a, records["down_proj"] = concentrate("down_proj", a)
+    return x + dense(a, layer["down"]), records
+
+
+def _layer_slice(layers: dict, lo: int, hi: int) -> dict:
+    return jax.tree.map(lambda a: a[lo:hi], layers)
+
+
+def _segments(num_layers: int, plan: FocusPlan | None):
+    """``[(lo, hi, k)]``: plain layers ``lo..hi-1`` then, if ``k`` is not None, SEC layer
+    ``hi`` keeping ``k`` visual tokens. Together they cover every layer once."""
+    out, lo = [], 0
+    for layer, k in plan.sec_steps if plan is not None else ():
+        out.append((lo, layer, k))
+        lo = layer + 1
+    if lo < num_layers:
+        out.append((lo, num_layers, None))
+    return out
+
+
+def _pad_cache(k, v, valid, extra):
+    if extra:
+        k = jnp.pad(k, ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0)))
+        v = jnp.pad(v, ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0)))
+        valid = jnp.pad(valid, ((0, 0), (0, extra)))
+    return KVCache(k, v, valid, jnp.int32(k.shape[2] - extra))
+
+
+def prefill(
+    params: dict,
+    cfg: Qwen2Config,
+    embeds: jnp.ndarray,
+    key_valid: jnp.ndarray,
+    positions: jnp.ndarray,
+    *,
+    plan: FocusPlan | None = None,
+    visual_start: jnp.ndarray | None = None,
+    cache_extra: int = 0,
+    return_records: bool = False,
+) -> PrefillResult:
+    """Run the decoder over a whole prompt (batch), with Focus if ``plan`` is given.
+
+    Args:
+        params: Qwen2 parameter pytree.
+        cfg: decoder configuration.
+        embeds: ``(B, S, D)`` input embeddings (text embeddings with visual features in place).
+        key_valid: ``(B, S)`` bool, False at padding.
+        positions: ``(B, S)`` int RoPE positions.
+        plan: static Focus plan, or None for dense.
+        visual_start: ``(B,)`` int32, sequence index of each prompt's first visual token
+            (required with ``plan``); the ``plan.num_visual`` tokens from there are the grid.
+        cache_extra: free KV-cache slots to allocate after the prompt (decode steps).
+        return_records: also return the SIC records of every layer and GEMM.
+
+    Returns:
+        ``PrefillResult``.
+
+    Raises:
+        ValueError: ``plan`` without ``visual_start``, or a shape mismatch.
+    """
+    b, s, d = embeds.shape
+    if d != cfg.hidden_size:
+        raise ValueError(f"embeddings have width {d}, the decoder expects {cfg.hidden_size}")
+    if plan is not None and visual_start is None:
+        raise ValueError("Focus needs visual_start, the index of each prompt's first visual token")
+    x = embeds
+    rows = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
+    span = VisualSpan(jnp.asarray(visual_start, jnp.int32)) if plan is not None else None
+    caches, records = [], {}
+
+    def hooks(span):
+        if plan is None:
+            return _Identity
+        return lambda name, h: focus_hooks.concentrate(plan, span, name, h)
+
+    for lo, hi, k_keep in _segments(cfg.num_layers, plan):
+        rope = _rope(cfg, positions, x.dtype)
+        concentrate = hooks(span)
+        ks, vs = [], []
+        if hi > lo:
+
+            def body(h, layer):
+                h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, key_valid, concentrate)
+                h, rec_m = _mlp_block(h, layer, cfg, concentrate)
+                recs = {**rec_a, **rec_m} if return_records and plan is not None else None
+                return h, (k, v, recs)
+
+            x, (k, v, recs) = lax.scan(body, x, _layer_slice(params["layers"], lo, hi))
+            ks.append(k), vs.append(v)
+            if recs is not None:
+                for i in range(hi - lo):
+                    records.update({(lo + i, name): GemmRecord(*(a[i] for a in r)) for name, r in recs.items()})
+        valid_here = key_valid
+        if k_keep is not None:  # SEC layer `hi`: attention on the current tokens, MLP on the kept ones
+            layer = jax.tree.map(lambda a: a[hi], params["layers"])
+            x, q, k, v, rec_a = _attention_block(x, layer, cfg, rope, key_valid, concentrate)
+            ks.append(k[None]), vs.append(v[None])
+            importance = focus_hooks.sec_importance(plan, span, q, k, key_valid, cfg.scale)
+            keep_rows, span = focus_hooks.semantic_prune(plan, span, importance, k_keep, x.shape[1])
+            take = lambda a: jnp.take_along_axis(a, keep_rows.reshape(keep_rows.shape + (1,) * (a.ndim - 2)), axis=1)
+            x, positions, key_valid, rows = take(x), take(positions), take(key_valid), take(rows)
+            x, rec_m = _mlp_block(x, layer, cfg, hooks(span))
+            if return_records:
+                records.update({(hi, name): r for name, r in {**rec_a, **rec_m}.items()})
+        k = ks[0] if len(ks) == 1 else jnp.concatenate(ks, axis=0)
+        v = vs[0] if len(vs) == 1 else jnp.concatenate(vs, axis=0)
+        caches.append(_pad_cache(k, v, valid_here, cache_extra))
+    hidden = rms_norm(x, params["norm"], cfg.rms_norm_eps)
+    return PrefillResult(hidden, rows, tuple(caches), records)
+
+
+def decode_step(params: dict, cfg: Qwen2Config, caches: tuple, token_embeds: jnp.ndarray, positions: jnp.ndarray):
+    """One decode step for every prompt: append the new tokens' keys/values and attend.
+
+    Args:
+        caches: per-segment ``KVCache`` from ``prefill`` (or the previous step).
+        token_embeds: ``(B, D)`` embeddings of the newest tokens.
+        positions: ``(B,)`` int RoPE positions of the newest tokens.
+
+    Returns:
+        ``(hidden (B, D) final-normed, caches')``.
+    """
+    x = token_embeds[:, None, :]
+    rope = _rope(cfg, positions[:, None], x.dtype)
+    new_caches = []
+    layers_done = 0
+    for cache in caches:
+        n_layers = cache.k.shape[0]
+        slot = cache.length
+        valid = lax.dynamic_update_slice_in_dim(cache.valid, jnp.ones((x.shape[0], 1), bool), slot, axis=1)
+
+        def body(h, xs):
+            layer, k_cache, v_cache = xs
+            b = h.shape[0]
+            hn = rms_norm(h, layer["attn_norm"], cfg.rms_norm_eps)
+            q = dense(hn, layer["q"]).reshape(b, 1, cfg.num_heads, cfg.head_dim)
+            k = dense(hn, layer["k"]).reshape(b, 1, cfg.num_kv_heads, cfg.head_dim)
+            v = dense(hn, layer["v"]).reshape(b, 1, cfg.num_kv_heads, cfg.head_dim)
+            q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
+            k_cache = lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), slot, axis=1)
+            v_cache = lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), slot, axis=1)
+            attn = cached_attention(q, k_cache, v_cache, valid, scale=cfg.scale)
+            h = h + dense(attn, layer["o"])
+            h, _ = _mlp_block(h, layer, cfg, _Identity)
+            return h, (k_cache, v_cache)
+
+        layers = _layer_slice(params["layers"], layers_done, layers_done + n_layers)
+        x, (k_new, v_new) = lax.scan(body, x, (layers, cache.k, cache.v))
+        new_caches.append(KVCache(k_new, v_new, valid, slot + 1))
+        layers_done += n_layers
+    return rms_norm(x[:, 0], params["norm"], cfg.rms_norm_eps), tuple(new_caches)
