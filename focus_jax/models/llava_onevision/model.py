@@ -168,7 +168,7 @@ class LlavaOnevision:
         frames = 0 if videos is None else videos.shape[1]
         layout = self.layout(ids, mask, frames)
         plan = self._plan(layout)
-        if plan is not None and pixel_values is not None:
+        if self.focus is not None and pixel_values is not None:
             raise ValueError("Focus concentrates video prompts; pass images to a model without focus (focus=None)")
         sizes = None
         if pixel_values is not None:

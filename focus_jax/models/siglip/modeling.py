@@ -213,4 +213,7 @@ def encode(
     n = pixel_values.shape[0]
     if n <= images_per_step:
         return encode_chunk(pixel_values)
-    return lax.map(encode_chunk, pixel_values, batch_size=images_per_step)
+    chunks = -(-n // images_per_step)
+    padded = jnp.pad(pixel_values, [(0, chunks * images_per_step - n)] + [(0, 0)] * 3)
+    out = lax.map(encode_chunk, padded.reshape((chunks, images_per_step) + pixel_values.shape[1:]))
+    return out.reshape((chunks * images_per_step,) + out.shape[2:])[:n]
