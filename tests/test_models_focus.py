@@ -121,7 +121,7 @@ def test_focus_off_gives_dense_logits():
     model = tiny.jax_model()
     ids, mask, _, videos = tiny.video_prompts(3, seed=11)
     dense = np.asarray(model.forward(ids, pixel_values_videos=videos, attention_mask=mask))
-    off = model.with_focus(FocusConfig(similarity_threshold=1.0, sec_layers=(1,), sec_alphas=(1.0,)))
+    off = model.with_focus(FocusConfig(similarity_threshold=1.0, sec_layers=(2,), sec_alphas=(1.0,)))
     logits, trace = off.forward(ids, pixel_values_videos=videos, attention_mask=mask, return_trace=True)
     err = np.abs(np.asarray(logits) - dense)[mask > 0].max()
     print(f"Focus off vs dense: max abs error {err:.2e}")  # float32 rounding: layers are grouped differently
@@ -178,9 +178,9 @@ def test_focus_kv_cache_holds_kept_tokens_and_decode_runs():
     model = tiny.jax_model().with_focus(FocusConfig(sic=False, sec_layers=(1, 2), sec_alphas=(0.5, 0.25)))
     ids, mask, _, videos = tiny.video_prompts(2, seed=19)
     arrays, _, plan, _ = model._inputs(ids, mask, None, None, videos, None)
-    _, caches = _prefill_jit(model.params, **arrays, cfg=model.config, image_sizes=None, plan=plan, cache_extra=3)
+    _, caches = _prefill_jit(model.params, **arrays, cfg=model.config, image_sizes=None, plan=plan, cache_extra=32)
     s = ids.shape[1]  # layers 0-1 see every token; layer 2 the 32 kept after layer 1; layer 3 the 16 after layer 2
-    assert [c.k.shape[:3] for c in caches] == [(2, 2, s + 3), (1, 2, s - 32 + 3), (1, 2, s - 48 + 3)]
+    assert [c.k.shape[:3] for c in caches] == [(2, 2, s + 32), (1, 2, s - 32 + 32), (1, 2, s - 48 + 32)]
     out = model.generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=3, eos_token_id=[], seq_bucket=1)
     assert out.shape == (2, 3)
 

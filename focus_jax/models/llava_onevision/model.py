@@ -300,7 +300,8 @@ class LlavaOnevision:
         if pixel_values is not None and extra:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
         arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
-        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=max_new_tokens)
+        capacity = _bucket(max_new_tokens, 32)  # KV-cache slots (and output width) in buckets: fewer compilations
+        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=capacity)
         next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
         tokens = _decode_jit(
             self.params,
@@ -310,13 +311,14 @@ class LlavaOnevision:
             jax.random.key(seed),
             jnp.float32(temperature),
             jnp.float32(top_p),
+            jnp.int32(max_new_tokens),
             cfg=self.config.text,
-            steps=max_new_tokens,
+            capacity=capacity,
             do_sample=do_sample,
             eos=eos,
             pad=int(pad),
         )
-        return np.asarray(tokens)[:b]
+        return np.asarray(tokens)[:b, :max_new_tokens]
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -388,8 +390,8 @@ def _top_p_filter(logits, top_p):
     return jnp.where(remove, -jnp.inf, logits)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "steps", "do_sample", "eos", "pad"))
-def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p, *, cfg, steps, do_sample, eos, pad):
+@functools.partial(jax.jit, static_argnames=("cfg", "capacity", "do_sample", "eos", "pad"))
+def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad):
     lang = params["language"]
     b = first_logits.shape[0]
     eos_ids = jnp.asarray(eos if eos else (-1,), jnp.int32)
@@ -413,7 +415,7 @@ def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p
         logits = qwen2.logits_from_hidden(lang, cfg, hidden).astype(jnp.float32)
         return step + 1, logits, caches, pos + 1, done, out
 
-    out = jnp.full((b, steps), pad, jnp.int32)
+    out = jnp.full((b, capacity), pad, jnp.int32)
     state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
     return lax.while_loop(cond, body, state)[-1]
 
