@@ -5,10 +5,21 @@ Public entry points:
 - ``FocusConfig``, ``VisualGeometry``, ``paper_config``: configuration (``focus_jax.config``).
 - ``focus_jax.concentration``: the three concentration stages as pure JAX functions.
 - ``FocusTrace``: per-GEMM sparsity traces consumed by ``costmodel``.
+- ``from_pretrained``: a Hugging Face LLaVA-OneVision / LLaVA-Video checkpoint as a JAX
+  model with optional Focus (``focus_jax.models.llava_onevision``; imported on first use,
+  so ``import focus_jax`` stays light).
 """
 
 from focus_jax.config import FocusConfig, VisualGeometry, paper_config
 from focus_jax.trace import FocusTrace, GemmTrace
 
-__all__ = ["FocusConfig", "VisualGeometry", "paper_config", "FocusTrace", "GemmTrace"]
+__all__ = ["FocusConfig", "VisualGeometry", "paper_config", "FocusTrace", "GemmTrace", "from_pretrained"]
+
+
+def __getattr__(name):
+    if name == "from_pretrained":
+        from focus_jax.models.llava_onevision.model import from_pretrained
+
+        return from_pretrained
+    raise AttributeError(f"module 'focus_jax' has no attribute {name!r}")
 __version__ = "0.1.0"

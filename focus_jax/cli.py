@@ -48,9 +48,10 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate
+    from focus_jax.commands import concentrate, model_info
 
     app.command("concentrate")(cli_errors(concentrate.concentrate))
+    app.command("model-info")(cli_errors(model_info.model_info))
 
 
 _register()

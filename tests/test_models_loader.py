@@ -171,3 +171,15 @@ def test_in_memory_key_layout_loads(ckpt):
     _rewrite(directory, renamed)
     loaded = LlavaOnevision.from_pretrained(directory)
     np.testing.assert_array_equal(np.asarray(loaded.params["image_newline"]), np.asarray(tiny.jax_model().params["image_newline"]))
+
+
+def test_package_level_from_pretrained():
+    import focus_jax
+    from focus_jax import paper_config
+
+    _, directory = tiny.checkpoint()
+    model = focus_jax.from_pretrained(directory, focus=paper_config("llava_onevision"), dtype=jnp.bfloat16)
+    assert isinstance(model, LlavaOnevision) and model.focus == paper_config("llava_onevision")
+    assert model.params["language"]["embed"].dtype == jnp.bfloat16
+    with pytest.raises(TypeError, match="FocusConfig"):
+        focus_jax.from_pretrained(directory, focus={"similarity_threshold": 0.9})

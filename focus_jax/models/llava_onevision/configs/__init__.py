@@ -1,0 +1,1 @@
+"""Hugging Face ``config.json`` files of the full-size checkpoints (no weights), see ``sizes``."""
