@@ -231,8 +231,14 @@ def _mlp_block(x, layer, cfg: Qwen2Config, concentrate):
     return x + dense(a, layer["down"]), records
 
 
-def _layer_slice(layers: dict, lo: int, hi: int) -> dict:
-    return jax.tree.map(lambda a: a[lo:hi], layers)
+def _layer(layers: dict, i) -> dict:
+    """Layer ``i`` (int or traced) of the stacked parameters.
+
+    Segments index the full stack instead of scanning over a slice ``layers[lo:hi]``: XLA
+    materialises such a slice as a copy of those layers' weights (for Qwen2-0.5B about
+    1.4 GB per prefill, and more time in page faults than in copying).
+    """
+    return jax.tree.map(lambda a: lax.dynamic_index_in_dim(a, i, keepdims=False), layers)
 
 
 def _segments(num_layers: int, plan: FocusPlan | None):
@@ -308,20 +314,21 @@ def prefill(
         ks, vs = [], []
         if hi > lo:
 
-            def body(h, layer):
+            def body(h, i):
+                layer = _layer(params["layers"], i)
                 h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, key_valid, concentrate)
                 h, rec_m = _mlp_block(h, layer, cfg, concentrate)
                 recs = {**rec_a, **rec_m} if return_records and plan is not None else None
                 return h, (k, v, recs)
 
-            x, (k, v, recs) = lax.scan(body, x, _layer_slice(params["layers"], lo, hi))
+            x, (k, v, recs) = lax.scan(body, x, jnp.arange(lo, hi))
             ks.append(k), vs.append(v)
             if recs is not None:
                 for i in range(hi - lo):
                     records.update({(lo + i, name): GemmRecord(*(a[i] for a in r)) for name, r in recs.items()})
         valid_here = key_valid
         if k_keep is not None:  # SEC layer `hi`: attention on the current tokens, MLP on the kept ones
-            layer = jax.tree.map(lambda a: a[hi], params["layers"])
+            layer = _layer(params["layers"], hi)
             x, q, k, v, rec_a = _attention_block(x, layer, cfg, rope, key_valid, concentrate)
             ks.append(k[None]), vs.append(v[None])
             importance = focus_hooks.sec_importance(plan, span, q, k, key_valid, cfg.scale)
@@ -359,7 +366,8 @@ def decode_step(params: dict, cfg: Qwen2Config, caches: tuple, token_embeds: jnp
         valid = lax.dynamic_update_slice_in_dim(cache.valid, jnp.ones((x.shape[0], 1), bool), slot, axis=1)
 
         def body(h, xs):
-            layer, k_cache, v_cache = xs
+            i, k_cache, v_cache = xs
+            layer = _layer(params["layers"], i)
             b = h.shape[0]
             hn = rms_norm(h, layer["attn_norm"], cfg.rms_norm_eps)
             q = dense(hn, layer["q"]).reshape(b, 1, cfg.num_heads, cfg.head_dim)
@@ -373,8 +381,7 @@ def decode_step(params: dict, cfg: Qwen2Config, caches: tuple, token_embeds: jnp
             h, _ = _mlp_block(h, layer, cfg, _Identity)
             return h, (k_cache, v_cache)
 
-        layers = _layer_slice(params["layers"], layers_done, layers_done + n_layers)
-        x, (k_new, v_new) = lax.scan(body, x, (layers, cache.k, cache.v))
+        x, (k_new, v_new) = lax.scan(body, x, (jnp.arange(layers_done, layers_done + n_layers), cache.k, cache.v))
         new_caches.append(KVCache(k_new, v_new, valid, slot + 1))
         layers_done += n_layers
     return rms_norm(x[:, 0], params["norm"], cfg.rms_norm_eps), tuple(new_caches)
