@@ -190,3 +190,20 @@ def test_transformers_llava_onevision_consumes_the_batch(tok, samples):
     manual = -np.take_along_axis(logp, np.where(valid, targets, 0)[..., None], -1)[..., 0][valid].mean()
     print(f"transformers loss {out.loss.item():.6f}, independent {manual:.6f}")
     assert abs(out.loss.item() - manual) < 1e-5
+
+
+def test_iterate_batches_is_resumable(tok):
+    from focus_jax.data import iterate_batches
+
+    cfg = TaskConfig(num_frames=4)
+    kwargs = dict(seed=3, batch_size=2, num_video_tokens=video_token_count(4, 64, 8), image_size=64)
+    stream = iterate_batches(cfg, tok, **kwargs)
+    first, second = next(stream), next(stream)
+    resumed = next(iterate_batches(cfg, tok, start=2, **kwargs))
+    for key in first:
+        np.testing.assert_array_equal(second[key], resumed[key])
+    assert not np.array_equal(first["pixel_values_videos"], second["pixel_values_videos"])
+    expected = make_batch(generate_samples(cfg, 3, 2), tok, num_video_tokens=kwargs["num_video_tokens"], image_size=64)
+    np.testing.assert_array_equal(first["input_ids"], expected["input_ids"])
+    with pytest.raises(ValueError, match="batch_size"):
+        iterate_batches(cfg, tok, **{**kwargs, "batch_size": 0})

@@ -235,3 +235,22 @@ def test_pixel_only_solver_answers_every_question(config):
     wrong = [w for w in wrong if w[2] != w[3]]
     print(f"pixel-only solver: {len(samples) - len(wrong)}/{len(samples)} correct at {config.resolution}px, {config.num_frames} frames")
     assert not wrong
+
+
+def test_question_alone_does_not_give_the_answer():
+    """A text-only baseline (most frequent answer per question string, fitted on one seed,
+    scored on another) stays at chance: the frames are needed."""
+    cfg = TaskConfig()
+    prior = collections.defaultdict(collections.Counter)
+    for i in range(1800):
+        spec = sample_spec(cfg, 0, i)
+        prior[spec.question][spec.answer] += 1
+    hits = collections.defaultdict(list)
+    for i in range(1200):
+        spec = sample_spec(cfg, 1, i)
+        guess = prior[spec.question].most_common(1)[0][0] if spec.question in prior else None
+        hits[spec.family].append(guess == spec.answer)
+    for family, h in hits.items():
+        chance = 1 / len(ANSWERS[family])
+        print(f"{family}: text-only accuracy {np.mean(h):.3f} (chance {chance:.3f})")
+        assert np.mean(h) <= chance + 0.1

@@ -11,7 +11,7 @@ LLaVA-OneVision inputs, and exact-match scoring.
 - Tokenizer: ``build_tokenizer``, ``save_tokenizer``, ``prompt_text``, ``special_token_ids``,
   ``VOCABULARY`` (``focus_jax.data.tokenizer``).
 - Model inputs: ``preprocess_frames``, ``video_token_count``, ``encode_prompt``,
-  ``encode_example``, ``make_batch``, ``IGNORE_INDEX`` (``focus_jax.data.batching``).
+  ``encode_example``, ``make_batch``, ``iterate_batches``, ``IGNORE_INDEX`` (``focus_jax.data.batching``).
 - Scoring: ``score_answers``, ``score_samples``, ``normalize_answer``
   (``focus_jax.data.evaluation``).
 """
@@ -20,6 +20,7 @@ from focus_jax.data.batching import (
     IGNORE_INDEX,
     encode_example,
     encode_prompt,
+    iterate_batches,
     make_batch,
     preprocess_frames,
     video_token_count,
@@ -42,6 +43,6 @@ __all__ = [
     "TaskConfig", "VideoQASample", "QASpec", "FAMILIES", "ANSWERS",
     "generate_sample", "generate_samples", "sample_spec", "write_video",
     "VOCABULARY", "build_tokenizer", "save_tokenizer", "prompt_text", "special_token_ids",
-    "IGNORE_INDEX", "preprocess_frames", "video_token_count", "encode_prompt", "encode_example", "make_batch",
+    "IGNORE_INDEX", "preprocess_frames", "video_token_count", "encode_prompt", "encode_example", "make_batch", "iterate_batches",
     "AccuracyReport", "normalize_answer", "score_answers", "score_samples",
 ]

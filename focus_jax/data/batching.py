@@ -16,7 +16,7 @@ shifts them (position ``t`` predicts ``labels[t + 1]``).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,7 +25,7 @@ from focus_jax.data.tokenizer import IM_END, UNK_TOKEN, VIDEO_TOKEN, prompt_text
 
 __all__ = [
     "IGNORE_INDEX", "SIGLIP_MEAN", "SIGLIP_STD", "preprocess_frames", "video_token_count",
-    "encode_prompt", "encode_example", "bucket_length", "make_batch",
+    "encode_prompt", "encode_example", "bucket_length", "make_batch", "iterate_batches",
 ]
 
 #: Label value without a loss (transformers' ``CrossEntropyLoss`` ignore index).
@@ -236,3 +236,36 @@ def make_batch(
     if with_answers:
         out["labels"] = labels
     return out
+
+
+def iterate_batches(
+    config,
+    tokenizer,
+    *,
+    seed: int,
+    batch_size: int,
+    num_video_tokens: int,
+    image_size: int,
+    start: int = 0,
+    **batch_kwargs,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Endless training batches of fresh samples: batch ``k`` holds samples
+    ``start + k*batch_size ..`` of ``seed`` (``focus_jax.data.generate_samples``), so a run
+    resumed at ``start`` sees the same data. ``batch_kwargs`` go to ``make_batch``.
+
+    Raises:
+        ValueError: ``batch_size`` < 1, or as ``make_batch`` (on the first ``next``).
+    """
+    from focus_jax.data.task import generate_samples
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+    def batches():
+        index = start
+        while True:
+            samples = generate_samples(config, seed, batch_size, index)
+            index += batch_size
+            yield make_batch(samples, tokenizer, num_video_tokens=num_video_tokens, image_size=image_size, **batch_kwargs)
+
+    return batches()

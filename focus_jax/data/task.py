@@ -187,19 +187,31 @@ def _separated(a, b) -> bool:
     return ay1 + _GAP <= by0 or by1 + _GAP <= ay0 or ax1 + _GAP <= bx0 or bx1 + _GAP <= ax0
 
 
-def _place(rng: np.random.Generator, layout, resolution: int) -> tuple[SceneObject, ...]:
+def _place(rng: np.random.Generator, layout, resolution: int, keep_motion: bool) -> tuple[SceneObject, ...]:
     """Sizes, start points and travel such that no two objects' swept boxes (the area an
-    object covers over the whole clip) come within ``_GAP`` px of each other."""
+    object covers over the whole clip) come within ``_GAP`` px of each other.
+
+    Random restarts; crowded layouts (several movers) that keep failing get smaller sizes
+    and travel, and in the last quarter of the restarts distractors stop moving (never the
+    target when ``keep_motion``: its motion is the answer). The static last resort always
+    fits (at most 4 boxes of 0.22 x resolution).
+    """
     size_lo, size_hi = (round(f * resolution) for f in _SIZE_RANGE)
     travel_lo, travel_hi = (round(f * resolution) for f in _TRAVEL_RANGE)
-    order = sorted(range(len(layout)), key=lambda i: layout[i][2] is None)  # movers first: hardest to fit
-    for _ in range(_PLACEMENT_RESTARTS):
+    shrink_by = _PLACEMENT_RESTARTS // 2
+    for attempt in range(_PLACEMENT_RESTARTS):
+        shrink = min(attempt / shrink_by, 1.0)
+        top_size = round(size_hi - shrink * (size_hi - size_lo))
+        top_travel = round(travel_hi - shrink * (travel_hi - travel_lo))
+        if attempt >= 3 * _PLACEMENT_RESTARTS // 4:
+            layout = [obj if (i == 0 and keep_motion) else (*obj[:2], None, obj[3]) for i, obj in enumerate(layout)]
+        order = sorted(range(len(layout)), key=lambda i: layout[i][2] is None)  # movers first: hardest to fit
         boxes, placed = [], {}
         for i in order:
             shape, color, direction, appear = layout[i]
-            size = int(rng.integers(size_lo, size_hi + 1))
+            size = int(rng.integers(size_lo, top_size + 1))
             dy, dx = DIRECTIONS[direction] if direction else (0, 0)
-            travel = int(rng.integers(travel_lo, travel_hi + 1))
+            travel = int(rng.integers(travel_lo, top_travel + 1))
             dy, dx = dy * travel, dx * travel
             extent_y, extent_x = size + abs(dy), size + abs(dx)
             for _ in range(50):
@@ -230,7 +242,7 @@ def sample_spec(config: TaskConfig, seed: int, index: int) -> QASpec:
     rng = np.random.default_rng([int(seed), int(index), 0x5CE])
     layout, question = _layout(rng, family, answer, config.num_frames)
     background = sample_crop(rng, config.backgrounds)
-    objects = _place(rng, layout, config.resolution)
+    objects = _place(rng, layout, config.resolution, keep_motion=family in ("direction", "moving"))
     scene = Scene(config.resolution, config.num_frames, background, objects)
     return QASpec(scene, question, answer, family)
 
