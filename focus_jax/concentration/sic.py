@@ -86,9 +86,24 @@ def _over_batch(fn, x, *mapped):
 
 
 def _jit(fn):
-    """jit with ``geom`` and ``shape_cfg`` static and the XLA CPU options applied."""
+    """jit ``fn`` with ``geom``, ``shape_cfg`` and ``relaxed`` static.
+
+    At top level the XLA CPU options apply. JAX accepts compiler options only on a
+    top-level jit, so when called while tracing (inside a model's jit, ``jax.grad``,
+    ``vmap``) a plain jit is used and the enclosing computation's options apply.
+    """
+    static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    return jax.jit(fn, static_argnames=("geom", "shape_cfg", "relaxed"), compiler_options=options)
+    top_level = jax.jit(fn, static_argnames=static, compiler_options=options)
+    nested = jax.jit(fn, static_argnames=static)
+
+    @functools.wraps(fn)
+    def dispatch(*args, **kwargs):
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args))
+        return (nested if traced else top_level)(*args, **kwargs)
+
+    dispatch.lower = top_level.lower
+    return dispatch
 
 
 def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
@@ -124,15 +139,18 @@ def _vector_single(x, match: BlockMatch, threshold, temperature, geom: VisualGeo
     mask = similar_mask(match.similarity, threshold)
     group = chase_pointers(mask, match.offset, geom.frames)
     zeros = jnp.sum(match.mask_zero)
+    # multiply by the reciprocal explicitly: XLA rewrites division by a constant that way
+    # under jit, and eager and jitted results must be identical
+    per_vector = jnp.float32(1.0 / mask.size)
     if relaxed:
         soft = jnp.where(match.mask_zero, 0.0, jax.nn.sigmoid((match.similarity - threshold) / temperature))
         # similar vectors join their group with weight `soft`; roots and loners with 1
         merged = _soft_group_mean(xv, group, jnp.where(mask, soft, 1.0))
-        sparsity = (jnp.sum(soft) + zeros) / mask.size
+        sparsity = (jnp.sum(soft) + zeros) * per_vector
     else:
         soft = None
         merged = group_mean(xv, group)
-        sparsity = (jnp.sum(mask) + zeros) / mask.size
+        sparsity = (jnp.sum(mask) + zeros).astype(jnp.float32) * per_vector
     output = join_vectors(merged, x.shape[-1])
     return SICResult(output, mask, match.mask_zero, group, sparsity.astype(jnp.float32), match.similarity, soft)
 
