@@ -112,6 +112,9 @@ def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
 
 
 def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig) -> BlockMatch:
+    # A constant x (closed over in a user's jit) would make XLA constant-fold the whole
+    # similarity pass at compile time (14 s for 1568 x 768); the barrier prevents it.
+    x = jax.lax.optimization_barrier(x)
     return block_match(
         split_vectors(x, shape_cfg.vector_size), geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size
     )
