@@ -13,7 +13,7 @@ Every scene uses distinct colours and distinct shapes, so naming one attribute s
 one object. Only the ``direction`` target moves in a ``direction`` scene and only the
 ``moving`` target in a ``moving`` scene (other objects are static there); in a ``first``
 scene the target is the only object in frame 0 and the others appear at distinct later
-frames (at least ``num_frames // 4`` frames later). Elsewhere each object is static or
+frames (from frame ``max(1, num_frames // 4)`` on). Elsewhere each object is static or
 moves in a random direction.
 
 Determinism and balance: sample ``index`` of ``seed`` depends on nothing else. Its family
