@@ -177,3 +177,28 @@ def test_trace_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a focus-jax trace"):
         FocusTrace.load(tmp_path / "bad.npz")
+
+
+def test_work_fraction_by_hand():
+    # one layer, 4 tokens (2 pruned before the MLP), D = 4, I = 8, vector 4: V = 1 (2 for down)
+    geom = VisualGeometry(1, 2, 2)
+    z = np.zeros((4, 1), bool)
+    sim = np.array([[False], [True], [False], [False]])  # 1 of 4 similar: f = 0.75
+    gi = np.arange(4, dtype=np.int32)[:, None]
+    zero_mlp = np.array([[False], [False], [True], [True]])  # 2 pruned: f = 0.5
+    gemms = {
+        (0, "q_proj"): GemmTrace(z, sim, gi),
+        (0, "query"): GemmTrace(z, sim, gi),
+        (0, "o_proj"): GemmTrace(z, z, gi),
+        (0, "gate_proj"): GemmTrace(zero_mlp, z, gi),
+        (0, "down_proj"): GemmTrace(np.repeat(zero_mlp, 2, 1), np.zeros((4, 2), bool), np.arange(8, dtype=np.int32).reshape(4, 2)),
+    }
+    model = {"num_layers": 1, "hidden_size": 4, "intermediate_size": 8, "num_heads": 2, "num_kv_heads": 1, "head_dim": 2}
+    trace = FocusTrace(geom, FocusConfig(vector_size=4), model, 3, np.array([[4, 2]]), gemms)
+    work = trace.gemm_work()
+    assert work[(0, "q_proj")] == (0.75 * 4 * 4 * 8, 4 * 4 * 8)  # (heads + 2 kv) * hd = 8 outputs
+    assert work[(0, "query")] == (0.75 * 4 * 4 * 4, 64) and work[(0, "attn_v")] == (64, 64)
+    assert work[(0, "o_proj")] == (64, 64)
+    assert work[(0, "gate_proj")] == (0.5 * 4 * 4 * 16, 256) and work[(0, "down_proj")] == (0.5 * 4 * 8 * 4, 128)
+    focus = 96 + 48 + 64 + 64 + 128 + 64
+    assert trace.work_fraction() == pytest.approx(focus / (128 + 64 + 64 + 64 + 256 + 128))
