@@ -10,13 +10,20 @@ Inputs are video-like: each token follows the same patch of the previous frame w
 correlation 0.995 (static background) or 0.5 (moving content), so SIC finds real groups
 and pointer chasing runs several rounds.
 
+It runs twice: in this process, then in a child process with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (transparent huge pages for malloc's large
+blocks; the ``focus-jax`` CLI sets it), because XLA CPU allocates its output and temp
+buffers afresh on every call and first-touch page faults are a large part of the time.
+
     python benchmarks/concentration.py [--repeats 5] [--skip-torch]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,8 +74,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--no-child", action="store_true", help="do not re-run with huge pages")
     args = parser.parse_args()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s)")
+    tunables = os.environ.get("GLIBC_TUNABLES", "") or "(glibc defaults)"
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s); GLIBC_TUNABLES={tunables}")
     cfg = FocusConfig()
     for frames, height, width, dim in SHAPES:
         geom = VisualGeometry(frames, height, width)
@@ -97,6 +106,10 @@ def main() -> None:
             tmed = statistics.median(torch_times)
             line += f" | torch reference median {tmed * 1e3:.0f} ms -> speed-up {tmed / med:.1f}x"
         print(line, flush=True)
+    if not args.no_child and "hugetlb" not in tunables:
+        env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
+        subprocess.run([sys.executable, __file__, "--no-child", "--repeats", str(args.repeats)]
+                       + (["--skip-torch"] if args.skip_torch else []), env=env, check=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from focus_jax.concentration.block import BlockMatch, block_match
 from focus_jax.concentration.vector import chase_pointers, group_mean, similar_mask
@@ -86,11 +87,11 @@ def _over_batch(fn, x, *mapped):
 
 
 def _jit(fn):
-    """jit with ``geom`` and ``shape_cfg`` static and the XLA CPU options applied.
+    """jit ``fn`` with ``geom``, ``shape_cfg`` and ``relaxed`` static.
 
-    Compiler options are only allowed on a top-level jit, so a call from inside another
-    traced function (a model's jitted forward) uses a plain nested jit: the caller's jit
-    decides the options then.
+    At top level the XLA CPU options apply. JAX accepts compiler options only on a
+    top-level jit, so when called while tracing (inside a model's jit, ``jax.grad``,
+    ``vmap``) a plain jit is used and the enclosing computation's options apply.
     """
     static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
@@ -98,11 +99,12 @@ def _jit(fn):
     nested = jax.jit(fn, static_argnames=static)
 
     @functools.wraps(fn)
-    def call(*args, **kwargs):
-        traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((args, kwargs)))
+    def dispatch(*args, **kwargs):
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args))
         return (nested if traced else top_level)(*args, **kwargs)
 
-    return call
+    dispatch.lower = top_level.lower
+    return dispatch
 
 
 def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
@@ -111,6 +113,9 @@ def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
 
 
 def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig) -> BlockMatch:
+    # A constant x (closed over in a user's jit) would make XLA constant-fold the whole
+    # similarity pass at compile time (14 s for 1568 x 768); the barrier prevents it.
+    x = jax.lax.optimization_barrier(x)
     return block_match(
         split_vectors(x, shape_cfg.vector_size), geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size
     )
@@ -133,21 +138,36 @@ def _soft_group_mean(xv, group, weight):
     return out.astype(xv.dtype).reshape(n, v, width)
 
 
-def _vector_single(x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool):
+def _flatten_batch(xv: jnp.ndarray, group: jnp.ndarray):
+    """``(..., N, V, w)`` vectors and per-sequence group indices -> one ``(B*N, V, w)``
+    sequence with global indices, so a batch is merged in one call (``group_mean``)."""
+    n, v, width = xv.shape[-3:]
+    batch = int(np.prod(xv.shape[:-3], dtype=np.int64))
+    offsets = (jnp.arange(batch, dtype=jnp.int32) * (n * v)).reshape(xv.shape[:-3] + (1, 1))
+    return xv.reshape(batch * n, v, width), (group + offsets).reshape(batch * n, v)
+
+
+def _vector_stage(x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool):
+    """Vector level on ``x`` ``(..., N, D)`` and its ``match`` ``(..., N, V)``."""
     xv = split_vectors(x, shape_cfg.vector_size)
     mask = similar_mask(match.similarity, threshold)
-    group = chase_pointers(mask, match.offset, geom.frames)
-    zeros = jnp.sum(match.mask_zero)
+    group = _over_batch(lambda m, o: chase_pointers(m, o, geom.frames), mask, match.offset)
+    zeros = jnp.sum(match.mask_zero, axis=(-2, -1))
+    # multiply by the reciprocal explicitly: XLA rewrites division by a constant that way
+    # under jit, and eager and jitted results must be identical
+    per_vector = jnp.float32(1.0 / (mask.shape[-2] * mask.shape[-1]))
+    flat_xv, flat_group = _flatten_batch(xv, group)
     if relaxed:
         soft = jnp.where(match.mask_zero, 0.0, jax.nn.sigmoid((match.similarity - threshold) / temperature))
         # similar vectors join their group with weight `soft`; roots and loners with 1
-        merged = _soft_group_mean(xv, group, jnp.where(mask, soft, 1.0))
-        sparsity = (jnp.sum(soft) + zeros) / mask.size
+        weight = jnp.where(mask, soft, 1.0).reshape(flat_group.shape)
+        merged = _soft_group_mean(flat_xv, flat_group, weight)
+        sparsity = (jnp.sum(soft, axis=(-2, -1)) + zeros) * per_vector
     else:
         soft = None
-        merged = group_mean(xv, group)
-        sparsity = (jnp.sum(mask) + zeros) / mask.size
-    output = join_vectors(merged, x.shape[-1])
+        merged = group_mean(flat_xv, flat_group)
+        sparsity = (jnp.sum(mask, axis=(-2, -1)) + zeros).astype(jnp.float32) * per_vector
+    output = join_vectors(merged.reshape(xv.shape), x.shape[-1])
     return SICResult(output, mask, match.mask_zero, group, sparsity.astype(jnp.float32), match.similarity, soft)
 
 
@@ -158,16 +178,13 @@ def _block_jit(x, *, geom, shape_cfg, relaxed=False):
 
 @_jit
 def _vector_jit(x, match, threshold, temperature, *, geom, shape_cfg, relaxed):
-    fn = lambda xx, mm: _vector_single(xx, mm, threshold, temperature, geom, shape_cfg, relaxed)
-    return _over_batch(fn, x, match)
+    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed)
 
 
 @_jit
 def _sic_jit(x, threshold, temperature, *, geom, shape_cfg, relaxed):
-    def one(xx):
-        return _vector_single(xx, _block_single(xx, geom, shape_cfg), threshold, temperature, geom, shape_cfg, relaxed)
-
-    return _over_batch(one, x)
+    match = _over_batch(lambda xx: _block_single(xx, geom, shape_cfg), x)
+    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed)
 
 
 def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = FocusConfig()) -> BlockMatch:

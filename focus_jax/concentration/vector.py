@@ -57,6 +57,11 @@ def _scatter_add_rows(operand: jnp.ndarray, rows: jnp.ndarray, updates: jnp.ndar
     return lax.scatter_add(operand, rows[:, None], updates[:, None, :], dims, mode=lax.GatherScatterMode.FILL_OR_DROP)
 
 
+def _capacities(m: int) -> tuple[int, ...]:
+    """Static sizes of the group-sum buffer, smallest first; the last, ``m // 2``, always fits."""
+    return tuple(sorted({max(m // 32, 1), max(m // 8, 1), max(m // 2, 1)}))
+
+
 def group_mean(xv: jnp.ndarray, group_index: jnp.ndarray) -> jnp.ndarray:
     """Replace every vector by the float32 mean of the vectors sharing its group index.
 
@@ -65,9 +70,12 @@ def group_mean(xv: jnp.ndarray, group_index: jnp.ndarray) -> jnp.ndarray:
     reference). The vector at the group index itself belongs to the group only if it
     points to itself. Spec, SIC step 8.
 
-    Only groups of two or more vectors change anything; they get compact slots (at most
-    ``N*V // 2`` of them, since each has >= 2 members), so the float32 sums occupy (and
-    touch) memory in proportion to the number of groups, not of vectors.
+    Only groups of two or more vectors change anything. They get compact slots in a
+    float32 sum buffer whose size is picked at run time (``lax.switch``) among a few
+    static capacities, so that the memory touched follows the number of such groups
+    (1.7% of the vectors on video-like input) rather than the number of vectors. Under
+    ``jax.vmap`` the switch turns into running every branch: merge a batch by flattening
+    it into one call instead (as ``similarity_concentration`` does).
     """
     n, v, width = xv.shape
     m = n * v
@@ -77,9 +85,20 @@ def group_mean(xv: jnp.ndarray, group_index: jnp.ndarray) -> jnp.ndarray:
     shared = members >= 2
     slot_of_row = jnp.cumsum(shared, dtype=jnp.int32) - 1
     in_shared = shared[g]
-    slots = max(m // 2, 1)
-    slot = jnp.where(in_shared, slot_of_row[g], slots)  # `slots` is out of range: dropped
-    sums = _scatter_add_rows(jnp.zeros((slots, width), jnp.float32), slot, flat.astype(jnp.float32))
-    mean = sums[jnp.minimum(slot, slots - 1)] / members[g].astype(jnp.float32)[:, None]
-    out = jnp.where(in_shared[:, None], mean.astype(xv.dtype), flat)
+    slot = slot_of_row[g]
+    count = members[g].astype(jnp.float32)[:, None]
+    capacities = _capacities(m)
+
+    def merge_into(capacity):
+        def merge(_):
+            rows = jnp.where(in_shared, slot, capacity)  # out of range: dropped
+            sums = _scatter_add_rows(jnp.zeros((capacity, width), jnp.float32), rows, flat.astype(jnp.float32))
+            mean = sums[jnp.minimum(rows, capacity - 1)] / count
+            return jnp.where(in_shared[:, None], mean.astype(xv.dtype), flat)
+
+        return merge
+
+    groups = slot_of_row[-1] + 1
+    branch = jnp.searchsorted(jnp.asarray(capacities, jnp.int32), groups)
+    out = lax.switch(branch, [merge_into(c) for c in capacities], None)
     return out.reshape(n, v, width)
