@@ -18,10 +18,11 @@ Timed, interleaved in the same run (``--repeats`` rounds, median reported):
 
 All three build the KV cache (transformers' default ``use_cache=True``). It also prints
 the largest difference between the transformers and focus_jax dense hidden states, and
-the fraction of the dense GEMM work that (a) focus_jax executes on the CPU (SEC shrinks
-the token count; SIC merges vectors but the CPU GEMMs still multiply every row) and (b) a
-Focus accelerator executes (only unique vectors, spec "SIC" last paragraph; the paper
-reports 14.5-24 %).
+the fraction of the dense GEMM work that (a) focus_jax executes on the CPU (whole
+prompt: SEC shrinks the token count; SIC merges vectors but the CPU GEMMs still multiply
+every row) and (b) a Focus accelerator executes on the visual tokens (only unique
+vectors; ``FocusTrace.work_fraction``, spec "SIC" last paragraph; the paper reports
+14.5-24 %).
 
     python benchmarks/prefill.py [--repeats 3] [--frames 8] [--skip-torch]
 """
@@ -98,36 +99,25 @@ def torch_model(params: dict):
     return model
 
 
-def gemm_work_fraction(trace, seq_len: int, unique_only: bool) -> float:
-    """Executed / dense GEMM FLOPs of one prefill (projections, Q.K^T and P.V).
+def cpu_work_fraction(trace, seq_len: int) -> float:
+    """GEMM FLOPs focus_jax executes on the CPU / dense, whole prompt (text included).
 
-    ``unique_only``: count only unique visual vectors (a Focus accelerator); else every
-    kept token (what the CPU multiplies). Text tokens are always computed.
+    SEC shrinks the rows of every GEMM after an SEC layer; SIC's merged vectors are still
+    multiplied (the CPU GEMMs run on every kept row). Projections, Q.K^T and P.V; causality
+    ignored alike for both.
     """
     m = trace.model
     d, inter, hq, hd = m["hidden_size"], m["intermediate_size"], m["num_heads"], m["head_dim"]
-    q_out = hq * hd + 2 * m["num_kv_heads"] * hd
-    kept = trace.kept_tokens
+    widths = [(d, hq * hd + 2 * m["num_kv_heads"] * hd, 0), (hq * hd, d, 0), (d, 2 * inter, 1), (inter, d, 1)]
     text = seq_len - trace.geometry.num_tokens
     dense = done = 0.0
     for layer in range(m["num_layers"]):
-        s_attn, s_mlp = text + int(kept[layer, 0]), text + int(kept[layer, 1])
-
-        def rows(name, tokens):
-            if not unique_only:
-                return tokens
-            g = trace.gemms[(layer, name)]
-            v = g.mask_zero.shape[1]
-            unique = g.mask_zero.size - g.zero_vectors - g.similar_vectors
-            return text + unique / v
-
-        k_in = {"q_proj": (d, q_out), "o_proj": (hq * hd, d), "gate_proj": (d, 2 * inter), "down_proj": (inter, d)}
-        for name, (k, n) in k_in.items():
-            tokens = s_attn if name in ("q_proj", "o_proj") else s_mlp
+        rows = [text + int(trace.kept_tokens[layer, 0]), text + int(trace.kept_tokens[layer, 1])]
+        for k, n, block in widths:
             dense += seq_len * k * n
-            done += rows(name, tokens) * k * n
-        dense += 2 * seq_len * seq_len * hq * hd  # Q.K^T and P.V (causality ignored alike)
-        done += rows("query", s_attn) * s_attn * hq * hd + s_attn * s_attn * hq * hd
+            done += rows[block] * k * n
+        dense += 2 * seq_len * seq_len * hq * hd
+        done += 2 * rows[0] * rows[0] * hq * hd
     return done / dense
 
 
@@ -206,8 +196,13 @@ def main(argv=None) -> None:
     print(f"  visual tokens kept after each layer: {kept.tolist()}")
     sp = trace.sparsity()
     print(f"  mean SIC sparsity (incl. pruned tokens): {np.mean(list(sp.values())):.3f}")
-    print(f"  dense GEMM work executed: focus_jax on CPU {gemm_work_fraction(trace, s, False):.1%}, "
-          f"Focus accelerator (unique vectors) {gemm_work_fraction(trace, s, True):.1%}")  # fmt: skip
+    dup = []  # a merged row equal to another row (every slot in the same group) needs no GEMM row of its own
+    for g in trace.gemms.values():
+        rows = g.group_index[~g.mask_zero.all(axis=1)]
+        dup.append(1 - len(np.unique(rows, axis=0)) / len(rows))
+    print(f"  kept visual GEMM-input rows duplicating another row after SIC (a CPU GEMM could skip them): {np.mean(dup):.1%}")
+    print(f"  dense GEMM work executed: focus_jax on CPU (whole prompt, SEC only shrinks rows) {cpu_work_fraction(trace, s):.1%}; "
+          f"Focus accelerator (visual tokens, unique vectors; FocusTrace.work_fraction) {trace.work_fraction():.1%}")  # fmt: skip
 
 
 if __name__ == "__main__":
