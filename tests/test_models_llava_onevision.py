@@ -14,7 +14,7 @@ import torch
 
 import llava_tiny as tiny
 from focus_jax.models.llava_onevision import LlavaOnevision
-from focus_jax.models.llava_onevision.modeling import loss_fn
+from focus_jax.models.llava_onevision.modeling import training_loss
 
 TOL = 1e-4
 
@@ -136,17 +136,8 @@ def test_bfloat16_tracks_float32():
 def test_loss_gradients_are_finite_and_match_finite_differences():
     model = tiny.jax_model()
     ids, mask, pos, videos = tiny.video_prompts(1, seed=4)
-    labels = np.where(ids == tiny.VIDEO_TOKEN, -100, ids)
-    from focus_jax.models.llava_onevision.model import _forward
-
-    @jax.jit
-    def loss(params):
-        logits, _ = _forward(
-            params, jnp.asarray(ids), jnp.asarray(mask > 0), jnp.asarray(pos), jnp.zeros((1,), jnp.int32), None, jnp.asarray(videos),
-            cfg=model.config, image_sizes=None, plan=None, return_records=False, logits_to_keep=0,
-        )  # fmt: skip
-        return loss_fn(logits, jnp.asarray(labels))[0]
-
+    labels = jnp.asarray(np.where(ids == tiny.VIDEO_TOKEN, -100, ids))
+    loss = jax.jit(lambda params: training_loss(params, model.config, jnp.asarray(ids), labels, jnp.asarray(mask), jnp.asarray(videos)))
     value, grads = jax.jit(jax.value_and_grad(loss))(model.params)
     leaves = jax.tree.leaves(grads)
     assert all(np.isfinite(np.asarray(g)).all() for g in leaves)

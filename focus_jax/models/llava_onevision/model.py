@@ -339,25 +339,12 @@ def _image_jit(params, pixel_values, *, cfg, image_sizes):
     return modeling.image_features(params, cfg, pixel_values, image_sizes)
 
 
-def _embed(params, cfg: LlavaOnevisionConfig, input_ids, pixel_values, pixel_values_videos, image_sizes):
-    lang = params["language"]
-    x = qwen2.embed_tokens(lang, input_ids)
-    if pixel_values is not None:
-        feats = modeling.image_features(params, cfg, pixel_values, image_sizes)
-        x = modeling.merge_embeddings(x, input_ids, cfg.image_token_id, feats)
-    if pixel_values_videos is not None:
-        feats = modeling.video_features(params, cfg, pixel_values_videos)
-        x = modeling.merge_embeddings(x, input_ids, cfg.video_token_id, feats.reshape(-1, feats.shape[-1]))
-    return x
-
-
 def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0):
-    x = _embed(params, cfg, input_ids, pixel_values, pixel_values_videos, image_sizes)
-    out = qwen2.prefill(
-        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra, return_records=return_records
-    )
-    hidden = out.hidden[:, -logits_to_keep:] if logits_to_keep else out.hidden
-    return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
+    return modeling.forward(
+        params, cfg, input_ids, key_valid, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos,
+        image_sizes=image_sizes, plan=plan, visual_start=visual_start, return_records=return_records,
+        logits_to_keep=logits_to_keep, cache_extra=cache_extra,
+    )  # fmt: skip
 
 
 _STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.layers import activation, dense
 from focus_jax.models.qwen2 import modeling as qwen2
 from focus_jax.models.qwen2.modeling import Qwen2Config
@@ -51,7 +52,10 @@ __all__ = [
     "select_best_resolution",
     "anyres_grid_shape",
     "image_token_count",
+    "embed",
+    "forward",
     "loss_fn",
+    "training_loss",
     "IGNORE_INDEX",
 ]
 
@@ -300,6 +304,57 @@ def merge_embeddings(embeds: jnp.ndarray, input_ids: jnp.ndarray, token_id: int,
     return jnp.where(mask[..., None], gathered, embeds)
 
 
+def embed(params: dict, cfg: LlavaOnevisionConfig, input_ids, pixel_values=None, pixel_values_videos=None, image_sizes=None):
+    """Decoder input embeddings ``(B, S, D)``: token embeddings with the image/video
+    placeholders replaced by their features (``image_features``, ``video_features``)."""
+    lang = params["language"]
+    x = qwen2.embed_tokens(lang, input_ids)
+    if pixel_values is not None:
+        x = merge_embeddings(x, input_ids, cfg.image_token_id, image_features(params, cfg, pixel_values, image_sizes))
+    if pixel_values_videos is not None:
+        feats = video_features(params, cfg, pixel_values_videos)
+        x = merge_embeddings(x, input_ids, cfg.video_token_id, feats.reshape(-1, feats.shape[-1]))
+    return x
+
+
+def forward(
+    params: dict,
+    cfg: LlavaOnevisionConfig,
+    input_ids: jnp.ndarray,
+    key_valid: jnp.ndarray,
+    positions: jnp.ndarray,
+    *,
+    pixel_values=None,
+    pixel_values_videos=None,
+    image_sizes=None,
+    plan: FocusPlan | None = None,
+    visual_start=None,
+    return_records: bool = False,
+    logits_to_keep: int = 0,
+    cache_extra: int = 0,
+):
+    """The whole model as one pure function (jit it; differentiable when ``plan`` is None).
+
+    Args:
+        params: parameter pytree; cfg: model config.
+        input_ids: ``(B, S)`` int with expanded placeholders; key_valid: ``(B, S)`` bool
+            (False at padding); positions: ``(B, S)`` int RoPE positions.
+        pixel_values, image_sizes, pixel_values_videos: as ``LlavaOnevision.forward``.
+        plan, visual_start: Focus (see ``qwen2.modeling.prefill``), or None for dense.
+        return_records, cache_extra: see ``qwen2.modeling.prefill``.
+        logits_to_keep: if > 0, logits of the last rows only.
+
+    Returns:
+        ``(logits (B, S_out, vocab), qwen2.modeling.PrefillResult)``.
+    """
+    x = embed(params, cfg, input_ids, pixel_values, pixel_values_videos, image_sizes)
+    out = qwen2.prefill(
+        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra, return_records=return_records
+    )
+    hidden = out.hidden[:, -logits_to_keep:] if logits_to_keep else out.hidden
+    return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
+
+
 def loss_fn(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Next-token cross-entropy, mean over labelled tokens (transformers' causal-LM loss).
 
@@ -317,3 +372,18 @@ def loss_fn(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndarray, jnp.
     picked = jnp.take_along_axis(logp, jnp.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
     count = jnp.sum(valid).astype(jnp.float32)
     return -jnp.sum(jnp.where(valid, picked, 0.0)) / jnp.maximum(count, 1.0), count
+
+
+def training_loss(params: dict, cfg: LlavaOnevisionConfig, input_ids, labels, attention_mask=None, pixel_values_videos=None, pixel_values=None, image_sizes=None):
+    """Mean next-token cross-entropy of a batch (dense model; ``jax.grad``-able).
+
+    ``labels`` ``(B, S)``: targets aligned with ``input_ids`` (``IGNORE_INDEX`` where no
+    loss is wanted: prompt, visual placeholders, padding). Positions count valid tokens.
+
+    Returns:
+        float32 scalar.
+    """
+    mask = jnp.ones(input_ids.shape, bool) if attention_mask is None else attention_mask > 0
+    positions = jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
+    logits, _ = forward(params, cfg, input_ids, mask, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos, image_sizes=image_sizes)
+    return loss_fn(logits, labels)[0]

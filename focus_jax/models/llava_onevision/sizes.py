@@ -129,7 +129,7 @@ def check_shapes(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, 
     Raises:
         Any shape error of the model for this config, as a normal exception.
     """
-    from focus_jax.models.llava_onevision.model import _forward
+    from focus_jax.models.llava_onevision.modeling import forward
 
     n_video = cfg.video_token_count(frames)
     s = n_video + text_tokens
@@ -144,9 +144,9 @@ def check_shapes(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, 
     pixels = jax.ShapeDtypeStruct((1, frames, 3, cfg.vision.image_size, cfg.vision.image_size), dtype)
 
     def run(params, pixels):
-        logits, _ = _forward(
-            params, jnp.asarray(ids), jnp.ones((1, s), bool), jnp.arange(s, dtype=jnp.int32)[None], jnp.array([start], jnp.int32),
-            None, pixels, cfg=cfg, image_sizes=None, plan=plan, return_records=False, logits_to_keep=1,
+        logits, _ = forward(
+            params, cfg, jnp.asarray(ids), jnp.ones((1, s), bool), jnp.arange(s, dtype=jnp.int32)[None],
+            pixel_values_videos=pixels, plan=plan, visual_start=jnp.array([start], jnp.int32), logits_to_keep=1,
         )  # fmt: skip
         return logits
 
