@@ -126,7 +126,9 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights and activations (both libraries)")
     args = ap.parse_args(argv)
+    dtype = jnp.dtype(args.dtype)
 
     embeds, start = prompt(args.frames)
     b, s, _ = embeds.shape
@@ -135,8 +137,8 @@ def main(argv=None) -> None:
     plan = FocusPlan(focus, geom, CONFIG.num_layers, QUERY)
     params = jax.tree.map(np.asarray, qwen2.init_params(CONFIG, jax.random.key(0)))
     params.pop("embed")  # prefill starts from embeddings; the (tied) LM head is not timed
-    jparams = jax.device_put(params)
-    x = jax.device_put(embeds)
+    jparams = jax.device_put(jax.tree.map(lambda a: jnp.asarray(a, dtype), params))
+    x = jax.device_put(jnp.asarray(embeds, dtype))
     valid = jnp.ones((b, s), bool)
     pos = jnp.arange(s, dtype=jnp.int32)[None]
     vstart = jnp.array([start], jnp.int32)
@@ -164,15 +166,16 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        tmodel = torch_model(params)
-        tx = torch.from_numpy(embeds)
+        tdtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+        tmodel = torch_model(params).to(tdtype)
+        tx = torch.from_numpy(embeds).to(tdtype)
 
         def torch_run():
             with torch.no_grad():
                 return tmodel(inputs_embeds=tx, use_cache=True).last_hidden_state
 
-        ref = torch_run().numpy()
-        err = np.abs(ref - np.asarray(dense_out.hidden)).max()
+        ref = torch_run().float().numpy()
+        err = np.abs(ref - np.asarray(dense_out.hidden, np.float32)).max()
         timers = {"transformers dense": torch_run, **timers}
     times = {k: [] for k in timers}
     for _ in range(args.repeats):
@@ -181,7 +184,7 @@ def main(argv=None) -> None:
             fn()
             times[name].append(time.perf_counter() - t0)
 
-    print(f"LLM prefill, Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + {s - geom.num_tokens} text = {s} tokens, "
+    print(f"LLM prefill ({args.dtype}), Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + {s - geom.num_tokens} text = {s} tokens, "
           f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} cores, median of {args.repeats}")  # fmt: skip
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, t in med.items():

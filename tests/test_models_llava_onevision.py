@@ -36,7 +36,7 @@ def _hf_logits(ids, mask, pos, **pixels):
 def test_vision_and_projector_match_transformers():
     hf, _ = tiny.checkpoint()
     model = tiny.jax_model()
-    ids, mask, pos, videos = tiny.video_prompts(2)
+    ids, mask, pos, videos = tiny.video_prompts(2, frames=5)  # 10 frames: two chunks of the vision tower's 8
     frames = torch.from_numpy(videos.reshape(-1, *videos.shape[2:]))
     with torch.no_grad():
         ref_vision = hf.model.vision_tower(frames, output_hidden_states=True).hidden_states[-1].numpy()

@@ -13,8 +13,8 @@ on the kept tokens only -- their hidden states, original RoPE positions, padding
 and, for decode, their keys and values.
 
 Layers between SEC layers have equal shapes, so each such segment is one ``lax.scan``
-over its slice of the stacked layer parameters; an SEC layer is run on its own (its MLP
-sees fewer tokens than its attention). Decode (``decode_step``) is untouched by Focus: it
+over its layer indices into the stacked layer parameters; an SEC layer is run on its own
+(its MLP sees fewer tokens than its attention). Decode (``decode_step``) is untouched by Focus: it
 reads the per-segment KV caches that prefill left.
 
 Parameter pytree (``init_params`` / ``params.py``), linear weights ``(in, out)``::
