@@ -5,10 +5,11 @@ attention; plus the decode steps in corrected mode) holding per-layer arrays: co
 cycles, on-chip stall cycles, DRAM bytes, SRAM bytes read and written per buffer, and MACs.
 ``costmodel.simulate`` turns them into time and energy.
 
-``paper=True`` follows the reference simulator (``simulator/core/simulator_comp.py`` and
-``simulator_mem.py`` of the Focus repository, commit 1842719) formula for formula, its
-defects included (``../shared/spec/cost-model.md``); ``paper=False`` is the corrected model
-(see ``costmodel/CORRECTIONS.md``). Rounding goes through ``ops`` (exact or relaxed).
+With ``fix=PAPER`` (``costmodel.corrections``) the formulas are those of the reference
+simulator (``simulator/core/simulator_comp.py`` and ``simulator_mem.py`` of the Focus
+repository, commit 1842719), its defects included (``../shared/spec/cost-model.md``); each
+``Corrections`` switch replaces one defect by the corrected formula
+(``costmodel/CORRECTIONS.md``). Rounding goes through ``ops`` (exact or relaxed).
 
 Units: cycles of the accelerator clock, bytes, MACs; FP16 data (2 bytes per element).
 """
@@ -21,6 +22,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from costmodel.corrections import Corrections
 from costmodel.fold import gemm_cycles
 from costmodel.hardware import Hardware
 from costmodel.ops import Ops
@@ -164,33 +166,34 @@ def _split_cycles(hw: Hardware, ops: Ops, rows, partitions, n, k):
 
 def _check_paper_dataflow(hw: Hardware) -> None:
     if hw.dataflow != "ws":
-        raise ValueError(f"paper mode models the weight-stationary array only; {hw.kind} has dataflow {hw.dataflow!r}")
+        raise ValueError(
+            f"the paper's cycle count models the weight-stationary array only; {hw.kind} has dataflow "
+            f"{hw.dataflow!r} (use mode='corrected')"
+        )
 
 
 # ----------------------------------------------------------------------------------------
 # dense systolic array
 
 
-def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCost]:
+def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
     model = wl.model
-    t = wl.visual_tokens + (0 if paper else wl.text_tokens)
+    t = wl.visual_tokens + wl.text_tokens
     layers = model.num_layers
     parts = ops.cdiv(t, hw.m_tile)
-    out = []
-    for g in model.linear_gemms():
-        k, n = g.in_features, g.out_features
-        if paper:
-            compute = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, n, k, n_on_rows=True)
-        else:
-            compute = _split_cycles(hw, ops, t, parts, n, k)
-        out.append(GemmCost(g.name, compute * layers, 0.0, _dense_memory(hw, ops, t, k, n) * layers, t * k * n * layers))
-    heads, d = model.num_heads, model.head_dim
-    if paper:
-        qk = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, t, d, n_on_rows=True) * heads
-        sv = qk
+    k, n, _ = model.linear_arrays()
+    if fix.gemm_cycles:
+        compute = _split_cycles(hw, ops, t, parts, n, k)
     else:
+        compute = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, n, k, n_on_rows=True)
+    out = [GemmCost("linear", compute * layers, 0.0, _dense_memory(hw, ops, t, k, n) * layers, t * k * n * layers)]
+    heads, d = model.num_heads, model.head_dim
+    if fix.gemm_cycles:
         qk = _split_cycles(hw, ops, t, parts, t, d) * heads
         sv = _split_cycles(hw, ops, t, parts, d, t) * heads
+    else:
+        qk = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, t, d, n_on_rows=True) * heads
+        sv = qk
     traffic = (_dense_memory(hw, ops, t, d, t) + _dense_memory(hw, ops, t, t, d)) * (0.5 * heads)
     out.append(GemmCost("attention", (qk + sv) / 2 * layers, 0.0, traffic * layers, t * t * d * heads * layers))
     return out
@@ -200,12 +203,12 @@ def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[Gemm
 # Focus and Focus SEC-only
 
 
-def _focus_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCost]:
+def _focus_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
     if wl.focus is None:
         raise ValueError(f"{hw.kind} needs Focus statistics (Workload.focus): a trace, an SEC schedule or a sparsity")
     model, st = wl.model, wl.focus
     sec_only = hw.kind == "sec-only"
-    text = 0.0 if paper else wl.text_tokens
+    text = wl.text_tokens
     t = wl.visual_tokens + text
     v = np.asarray(st.vectors_per_token, float)
     kept = st.kept_tokens + text  # r: tokens not pruned, (L, 5)
@@ -221,48 +224,48 @@ def _focus_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[Gemm
     nsv, bs, n_b = hw.scatter_vectors, hw.gather_block, hw.n_tile
     gather_tile = bs * m * ops.floor(n_b / w)  # cycles to gather one buffer tile
 
-    out = []
-    for g in model.linear_gemms():
-        j, k, n = g.trace, g.in_features, g.out_features
-        r, r_s, u, u_c = kept[:, j], scattered[:, j], unique[:, j], unique_c[:, j]
-        parts = jnp.maximum(ops.cdiv(r, m), 1.0)
-        if paper:
-            compute = _paper_tiles(hw, ops, ops.floor(u / parts), parts, n, k, n_on_rows=False)
-        else:
-            compute = _split_cycles(hw, ops, u, parts, n, k)
-        compute = jnp.where(u > 0, compute, 0.0)
-        scatter = ops.cdiv(r_s * ops.cdiv(k, h) * ops.cdiv(n, w), nsv)
-        gather = gather_tile * ops.cdiv(r, m) * ops.cdiv(n, n_b)
-        busy = ops.maximum(scatter, gather)
-        stall = ops.relu(busy - compute, busy) + gather_tile
-        traffic = _focus_memory(hw, ops, r, u_c, k, n) + _detect_memory(ops, r, u_c, n)
-        out.append(GemmCost(g.name, compute, stall, traffic, u * k * n))
+    # the seven projections at once: (7, L) arrays, row g reading trace column idx[g]
+    k, n, idx = model.linear_arrays()
+    k, n = k[:, None], n[:, None]
+    r, r_s, u, u_c = (x[:, idx].T for x in (kept, scattered, unique, unique_c))
+    parts = jnp.maximum(ops.cdiv(r, m), 1.0)
+    if fix.gemm_cycles:
+        compute = _split_cycles(hw, ops, u, parts, n, k)
+    else:
+        compute = _paper_tiles(hw, ops, ops.floor(u / parts), parts, n, k, n_on_rows=False)
+    compute = jnp.where(u > 0, compute, 0.0)
+    scatter = ops.cdiv(r_s * ops.cdiv(k, h) * ops.cdiv(n, w), nsv)
+    gather = gather_tile * ops.cdiv(r, m) * ops.cdiv(n, n_b)
+    busy = ops.maximum(scatter, gather)
+    stall = ops.relu(busy - compute, busy) + gather_tile
+    traffic = _focus_memory(hw, ops, r, u_c, k, n) + _detect_memory(ops, r, u_c, n)
+    out = [GemmCost("linear", compute, stall, traffic, u * k * n)]
 
     # attention: Q.K^T on the concentrated queries, A.V on the kept tokens
     heads, d = model.num_heads, model.head_dim
     r_k, r_s, u_q, u_cq = kept[:, 1], scattered[:, 1], unique[:, 1], unique_c[:, 1]
     parts_q = jnp.maximum(ops.cdiv(u_q, m), 1.0)
     parts_k = jnp.maximum(ops.cdiv(r_k, m), 1.0)
-    if paper:
-        qk = _paper_tiles(hw, ops, ops.floor(u_q / parts_q), parts_q, r_k, d, n_on_rows=False)
-        sv = _paper_tiles(hw, ops, ops.floor(r_k / parts_k), parts_k, r_k, d, n_on_rows=False)
-    else:
+    if fix.gemm_cycles:
         qk = _split_cycles(hw, ops, u_q, parts_q, r_k, d)
         sv = _split_cycles(hw, ops, r_k, parts_k, d, r_k)
+    else:
+        qk = _paper_tiles(hw, ops, ops.floor(u_q / parts_q), parts_q, r_k, d, n_on_rows=False)
+        sv = _paper_tiles(hw, ops, ops.floor(r_k / parts_k), parts_k, r_k, d, n_on_rows=False)
     compute = (jnp.where(u_q > 0, qk, 0.0) + sv) / 2 * heads
-    score_cols = t if paper else r_k  # defect 1: the paper scatters against all T keys
+    score_cols = r_k if fix.attention_traffic else t  # defect 1: the paper scatters against all T keys
     scatter = ops.cdiv(r_s * ops.cdiv(d * heads, h) * ops.cdiv(score_cols, w), nsv)
     stall = ops.relu(scatter - compute, scatter)
-    if paper:
+    if fix.attention_traffic:
+        qk_traffic = _focus_memory(hw, ops, r_k, u_cq, d, r_k) * heads
+        detect = _detect_memory(ops, r_k, u_cq, r_k) * (0.5 * heads)
+    else:
         # defect 1: the per-slice token count is V - (T - r) instead of r, one head of Q.K^T
         rows = v[1] - (t - r_k)
         if sec_only:
             u_cq = rows
         qk_traffic = _focus_memory(hw, ops, rows, u_cq, d, r_k)
         detect = _detect_memory(ops, rows, u_cq, t)
-    else:
-        qk_traffic = _focus_memory(hw, ops, r_k, u_cq, d, r_k) * heads
-        detect = _detect_memory(ops, r_k, u_cq, r_k) * (0.5 * heads)
     sv_traffic = _dense_memory(hw, ops, r_k, r_k, d) * heads
     traffic = (qk_traffic + sv_traffic) * 0.5 + detect
     macs = (u_q * r_k + r_k * r_k) * d * heads / 2
@@ -300,23 +303,22 @@ def _adaptiv_linear(hw: Hardware, ops: Ops, tokens, rows, k, n):
     return compute, t
 
 
-def _adaptiv_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCost]:
+def _adaptiv_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
     model = wl.model
-    text = 0.0 if paper else wl.text_tokens
+    text = wl.text_tokens
     t = wl.visual_tokens + text
     rows = wl.visual_tokens * (1 - wl.adaptiv_sparsity) + text
     layers = model.num_layers
-    out = []
-    for g in model.linear_gemms():
-        compute, traffic = _adaptiv_linear(hw, ops, t, rows, g.in_features, g.out_features)
-        out.append(GemmCost(g.name, compute * layers, 0.0, traffic * layers, rows * g.in_features * g.out_features * layers))
+    k, n, _ = model.linear_arrays()
+    compute, traffic = _adaptiv_linear(hw, ops, t, rows, k, n)
+    out = [GemmCost("linear", compute * layers, 0.0, traffic * layers, rows * k * n * layers)]
     heads, d = model.num_heads, model.head_dim
     qk, qk_traffic = _adaptiv_linear(hw, ops, t, rows, d, t)
     sv, sv_traffic = _adaptiv_linear(hw, ops, t, rows, t, d)
-    if paper:
-        compute = ops.floor((qk + qk) * heads / 2)  # A.V priced with the Q.K^T shape
-    else:
+    if fix.gemm_cycles:
         compute = (qk + sv) * heads / 2
+    else:
+        compute = ops.floor((qk + qk) * heads / 2)  # A.V priced with the Q.K^T shape
     traffic = (qk_traffic + sv_traffic) * (0.5 * heads)
     out.append(GemmCost("attention", compute * layers, 0.0, traffic * layers, rows * t * d * heads * layers))
     return out
@@ -326,29 +328,28 @@ def _adaptiv_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[Ge
 # CMC
 
 
-def _cmc_linear(hw: Hardware, ops: Ops, wl: Workload, sparsity, k, n, paper: bool, codec: bool):
+def _cmc_linear(hw: Hardware, ops: Ops, wl: Workload, sparsity, k, n, fix: Corrections, codec):
     """CMC GEMM over the codec's kept rows (reference ``run_linear_cmc``).
 
     The video codec splits the ``F`` frames into ``P = ceil(F / 8)`` partitions and drops a
-    fraction ``sparsity`` of the rows; its own time is not counted (as in the paper). With
-    ``codec``, the raw input is also read once and compared patch against patch.
+    fraction ``sparsity`` of the rows; its own time is not counted (as in the paper). Where
+    ``codec`` is 1 (every GEMM but k and v), the raw input is also read once and compared
+    patch against patch.
     """
-    text = 0.0 if paper else wl.text_tokens
+    text = wl.text_tokens
     visual = wl.visual_tokens
     parts = ops.cdiv(wl.frames, hw.frames_per_partition)
     rows = visual * (1 - sparsity) + text
-    if paper:
+    if fix.gemm_cycles:
+        compute = _split_cycles(hw, ops, rows, parts, n, k)
+    else:
         tile = ops.floor(ops.floor(rows + parts - 1) / parts)
         compute = _paper_tiles(hw, ops, tile, parts, n, k, n_on_rows=True)
-    else:
-        compute = _split_cycles(hw, ops, rows, parts, n, k)
     t = Traffic()
-    raw = 0.0
-    if codec:
-        patches = visual / wl.frames
-        t.read("input", wl.frames * patches * patches * k * _B)
-        raw = (visual + text) * k * _B
-        t.write("input", raw)
+    patches = visual / wl.frames
+    t.read("input", codec * wl.frames * patches * patches * k * _B)
+    raw = codec * (visual + text) * k * _B
+    t.write("input", raw)
     n_repeat = ops.cdiv(n, hw.n_tile)
     m_repeat = ops.floor((rows + hw.m_tile - 1) / hw.m_tile)
     cycles = ops.floor((rows * k * n + hw.rows * hw.cols - 1) / (hw.rows * hw.cols))
@@ -364,19 +365,18 @@ def _cmc_linear(hw: Hardware, ops: Ops, wl: Workload, sparsity, k, n, paper: boo
     return compute, t, rows * k * n
 
 
-def _cmc_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCost]:
+def _cmc_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
     model = wl.model
     linear, query, score = wl.cmc_sparsity
-    t = wl.visual_tokens + (0.0 if paper else wl.text_tokens)
+    t = wl.visual_tokens + wl.text_tokens
     layers = model.num_layers
-    out = []
-    for g in model.linear_gemms():
-        codec = g.name not in ("k_proj", "v_proj")
-        compute, traffic, macs = _cmc_linear(hw, ops, wl, linear, g.in_features, g.out_features, paper, codec)
-        out.append(GemmCost(g.name, compute * layers, 0.0, traffic * layers, macs * layers))
+    k, n, _ = model.linear_arrays()
+    codec = np.array([g.name not in ("k_proj", "v_proj") for g in model.linear_gemms()], float)
+    compute, traffic, macs = _cmc_linear(hw, ops, wl, linear, k, n, fix, codec)
+    out = [GemmCost("linear", compute * layers, 0.0, traffic * layers, macs * layers)]
     heads, d = model.num_heads, model.head_dim
-    qk, qk_traffic, qk_macs = _cmc_linear(hw, ops, wl, query, d, t, paper, True)
-    sv, sv_traffic, sv_macs = _cmc_linear(hw, ops, wl, score, t, d, paper, True)
+    qk, qk_traffic, qk_macs = _cmc_linear(hw, ops, wl, query, d, t, fix, 1.0)
+    sv, sv_traffic, sv_macs = _cmc_linear(hw, ops, wl, score, t, d, fix, 1.0)
     compute = ops.floor((qk + sv) * heads / 2)
     traffic = (qk_traffic + sv_traffic) * (0.5 * heads)
     out.append(GemmCost("attention", compute * layers, 0.0, traffic * layers, (qk_macs + sv_macs) * heads / 2 * layers))
@@ -387,21 +387,22 @@ def _cmc_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCo
 # entry points
 
 
-def prefill_costs(hw: Hardware, wl: Workload, ops: Ops, paper: bool) -> list[GemmCost]:
-    """Per-GEMM costs of the prefill of ``wl`` on ``hw``.
+def prefill_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
+    """Per-GEMM costs of the prefill of ``wl`` (visual and text tokens) on ``hw``.
 
     Raises:
-        ValueError: paper mode on a non-weight-stationary array, or Focus without statistics.
+        ValueError: the paper's cycle count on a non-weight-stationary array, or Focus
+            without statistics.
     """
-    if paper and hw.kind != "adaptiv":
+    if not fix.gemm_cycles and hw.kind != "adaptiv":
         _check_paper_dataflow(hw)
     if hw.kind == "dense":
-        return _dense_costs(hw, wl, ops, paper)
+        return _dense_costs(hw, wl, ops, fix)
     if hw.kind in ("focus", "sec-only"):
-        return _focus_costs(hw, wl, ops, paper)
+        return _focus_costs(hw, wl, ops, fix)
     if hw.kind == "adaptiv":
-        return _adaptiv_costs(hw, wl, ops, paper)
-    return _cmc_costs(hw, wl, ops, paper)
+        return _adaptiv_costs(hw, wl, ops, fix)
+    return _cmc_costs(hw, wl, ops, fix)
 
 
 def decode_costs(hw: Hardware, wl: Workload, ops: Ops) -> list[GemmCost]:
@@ -427,11 +428,9 @@ def decode_costs(hw: Hardware, wl: Workload, ops: Ops) -> list[GemmCost]:
             return _adaptiv_linear(hw, ops, 1.0, 1.0, k, n)[0]
         return gemm_cycles(1.0, n, k, hw.rows, hw.cols, hw.dataflow, ops)
 
-    out = []
-    for g in model.linear_gemms():
-        k, n = g.in_features, g.out_features
-        traffic = _dense_memory(hw, ops, 1.0, k, n) * ones
-        out.append(GemmCost("decode_" + g.name, row_cycles(k, n) * ones, 0.0, traffic, k * n * ones))
+    k, n, _ = model.linear_arrays()
+    k, n = k[:, None, None], n[:, None, None]  # (7, steps, layers) with the context below
+    out = [GemmCost("decode_linear", row_cycles(k, n) * ones, 0.0, _dense_memory(hw, ops, 1.0, k, n) * ones, k * n * ones)]
     heads, kv_heads, d = model.num_heads, model.num_kv_heads, model.head_dim
     compute = heads * (row_cycles(d, context) + row_cycles(context, d))
     cache = 2 * kv_heads * context * d * _B

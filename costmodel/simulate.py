@@ -32,7 +32,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from costmodel.accelerators import GemmCost, decode_costs, prefill_costs
+from costmodel.accelerators import decode_costs, prefill_costs
+from costmodel.corrections import ALL, PAPER, Corrections
 from costmodel.hardware import Hardware, area_power, array_scale, sram_figures
 from costmodel.ops import EXACT, Ops
 from costmodel.workload import Workload
@@ -133,7 +134,13 @@ def _check_inputs(hw: Hardware, workload: Workload, paper: bool) -> None:
 
 
 def evaluate(
-    hw: Hardware, workload: Workload, *, mode: str = "paper", temperature: float | None = None, core_energy: str = "constant"
+    hw: Hardware,
+    workload: Workload,
+    *,
+    mode: str = "paper",
+    temperature: float | None = None,
+    core_energy: str = "constant",
+    corrections: Corrections | None = None,
 ) -> Report:
     """Cost of ``workload`` on ``hw`` as ``jax.numpy`` scalars (pure; jit/vmap/grad friendly).
 
@@ -143,6 +150,8 @@ def evaluate(
         mode: ``"paper"``, ``"corrected"`` or ``"relaxed"``.
         temperature: smoothing of ``"relaxed"`` (default ``DEFAULT_TEMPERATURE``).
         core_energy: ``"constant"`` or ``"per_mac"`` (corrected and relaxed modes).
+        corrections: which corrections the corrected and relaxed modes apply (default:
+            all, ``costmodel.corrections.ALL``); lets one isolate a single correction.
 
     Returns:
         ``Report`` of scalars (or arrays under vmap).
@@ -153,9 +162,12 @@ def evaluate(
     """
     ops = _check_mode(mode, temperature, core_energy)
     paper = mode == "paper"
+    if paper and corrections is not None:
+        raise ValueError("corrections apply to mode='corrected' or 'relaxed', not 'paper'")
+    fix = PAPER if paper else (ALL if corrections is None else corrections)
     _check_inputs(hw, workload, paper)
 
-    costs = prefill_costs(hw, workload, ops, paper)
+    costs = prefill_costs(hw, workload, ops, fix)
     if workload.decode_tokens:
         costs = costs + decode_costs(hw, workload, ops)
 
@@ -165,7 +177,7 @@ def evaluate(
     sram_write: dict = {}
     for c in costs:
         busy = c.compute + c.stall
-        if not paper:  # roofline: DRAM transfers overlap compute, the slower one sets the time
+        if fix.roofline:  # DRAM transfers overlap compute, the slower one sets the time
             busy = ops.maximum(busy, c.traffic.dram / bytes_per_cycle)
         compute = compute + jnp.sum(c.compute)
         stall = stall + jnp.sum(busy - c.compute)
@@ -181,7 +193,7 @@ def evaluate(
     unknown = (set(sram_read) | set(sram_write)) - {b.name for b in hw.buffers}
     if unknown:
         raise ValueError(f"{hw.kind} has no buffer named {sorted(unknown)}")
-    use_cacti = True if (hw.sram_energy == "auto" and not paper) else hw.uses_cacti()
+    use_cacti = True if (hw.sram_energy == "auto" and fix.cacti_sram) else hw.uses_cacti()
     if not isinstance(use_cacti, bool) and _is_concrete(use_cacti):
         use_cacti = bool(use_cacti)
     if isinstance(use_cacti, bool):
@@ -198,7 +210,7 @@ def evaluate(
     energy_dram = dram * hw.dram_energy_mJ_per_byte
 
     core_power = hw.core_power_mW()
-    if not paper:  # defect 4: the array's power and area follow its size
+    if fix.array_scaling:  # defect 4: the array's power and area follow its size
         extra = array_scale(hw) - 1
         core_power = core_power + hw.array_power_mW() * extra
         onchip_power = onchip_power + hw.array_power_mW() * extra
@@ -226,12 +238,20 @@ def evaluate(
 
 
 @functools.cache
-def _jitted(mode: str, temperature, core_energy: str):
-    return jax.jit(functools.partial(evaluate, mode=mode, temperature=temperature, core_energy=core_energy))
+def _jitted(mode: str, temperature, core_energy: str, corrections):
+    return jax.jit(
+        functools.partial(evaluate, mode=mode, temperature=temperature, core_energy=core_energy, corrections=corrections)
+    )
 
 
 def simulate(
-    hw: Hardware, workload: Workload, *, mode: str = "paper", temperature: float | None = None, core_energy: str = "constant"
+    hw: Hardware,
+    workload: Workload,
+    *,
+    mode: str = "paper",
+    temperature: float | None = None,
+    core_energy: str = "constant",
+    corrections: Corrections | None = None,
 ) -> Report:
     """Evaluate ``workload`` on ``hw`` and return a ``Report`` of Python floats.
 
@@ -242,5 +262,5 @@ def simulate(
     _check_inputs(hw, workload, mode == "paper")
     with jax.enable_x64(True):
         hw, workload = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), (hw, workload))
-        report = _jitted(mode, temperature, core_energy)(hw, workload)
+        report = _jitted(mode, temperature, core_energy, corrections)(hw, workload)
         return Report(*(float(x) for x in report))

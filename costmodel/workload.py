@@ -24,7 +24,7 @@ import numpy as np
 
 from costmodel.ops import EXACT, Ops
 
-__all__ = ["GEMM_NAMES", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
+__all__ = ["GEMM_NAMES", "KNOWN_MODELS", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
 
 #: Traced GEMM inputs, in focus_jax.trace order: q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
 GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
@@ -87,6 +87,15 @@ class ModelShape:
             Gemm("gate_proj", d, i, 3),
             Gemm("up_proj", d, i, 3),
             Gemm("down_proj", i, d, 4),
+        )
+
+    def linear_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(in_features, out_features, trace index)`` of ``linear_gemms`` as ``(7,)`` arrays."""
+        gemms = self.linear_gemms()
+        return (
+            np.array([g.in_features for g in gemms], float),
+            np.array([g.out_features for g in gemms], float),
+            np.array([g.trace for g in gemms]),
         )
 
     def input_features(self) -> tuple[int, ...]:
