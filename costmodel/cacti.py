@@ -28,12 +28,14 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["CactiEntry", "cacti_table", "lookup", "run_cacti", "TABLE_M_TILES", "TABLE_SCATTER_VECTORS"]
+__all__ = ["CactiEntry", "cacti_table", "lookup", "run_cacti", "TABLE_M_TILES", "TABLE_SCATTER_VECTORS", "TABLE_ARRAY_SIZES"]
 
 #: m-tile sizes (tokens) at which the Focus buffers are tabulated (11648 is the DSE's "no tiling").
 TABLE_M_TILES = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 11648, 16384)
 #: scatter-vector counts at which the concentrate_out / output buffers are tabulated.
 TABLE_SCATTER_VECTORS = (1, 2, 3, 4, 5, 6)
+#: array sizes (rows = cols) whose buffer widths are tabulated; any rows x cols mix of them works.
+TABLE_ARRAY_SIZES = (8, 16, 32, 64, 128)
 
 _TECHNOLOGY_UM = 0.028
 _FIELDS = ("size_bytes", "block_bytes", "extra_read_ports", "read_nJ", "write_nJ", "leakage_mW", "height_mm", "width_mm")
@@ -87,10 +89,11 @@ def required_configs() -> list[tuple[int, int, int]]:
     from costmodel.hardware import adaptiv, cmc, focus
 
     configs = set()
-    for m in TABLE_M_TILES:
-        for nsv in TABLE_SCATTER_VECTORS:
-            hw = focus(m_tile=m, scatter_vectors=nsv)
-            configs.update(b.cacti_key(m, nsv) for b in hw.buffers)
+    for size in TABLE_ARRAY_SIZES:
+        for m in TABLE_M_TILES:
+            for nsv in TABLE_SCATTER_VECTORS:
+                hw = focus(m_tile=m, scatter_vectors=nsv, rows=size, cols=size)
+                configs.update(b.cacti_key(m, nsv) for b in hw.buffers)
     for hw in (adaptiv(), cmc()):
         configs.update(b.cacti_key(hw.m_tile, hw.scatter_vectors) for b in hw.buffers)
     return sorted(configs)

@@ -401,7 +401,12 @@ def _cacti_grid(buffer: Buffer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CACTI figures of ``buffer`` on the (m-tile, scatter-vector) grid: ``(log m, nsv, values)``.
 
     ``values[i, j] = (read mJ/B, write mJ/B, leakage mW, area mm^2)`` of all instances. Axes
-    the buffer does not depend on are collapsed to one point.
+    the buffer does not depend on are collapsed to one point; m-tiles at which CACTI found
+    no organisation for some scatter-vector count (very small SRAMs with very wide blocks)
+    are left out, so lookups there clamp to the nearest tabulated m-tile.
+
+    Raises:
+        KeyError: the table has no usable m-tile for this buffer.
     """
     ms = cacti.TABLE_M_TILES if buffer.bytes_per_m_tile else (1024,)
     depends_on_nsv = buffer.block_per_scatter_vector or buffer.ports_per_scatter_vector
@@ -419,10 +424,13 @@ def _cacti_grid(buffer: Buffer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     entry.leakage_mW * buffer.count,
                     entry.area_mm2 * buffer.count,
                 )
-    if np.isnan(values).any():
-        missing = [(m, n) for i, m in enumerate(ms) for j, n in enumerate(nsvs) if np.isnan(values[i, j]).any()]
-        raise KeyError(f"CACTI table lacks buffer {buffer.name!r} at (m_tile, scatter_vectors) = {missing}")
-    return np.log(np.asarray(ms, float)), np.asarray(nsvs, float), values
+    complete = ~np.isnan(values).any(axis=(1, 2))
+    if not complete.any():
+        raise KeyError(
+            f"the CACTI table has no figures for buffer {buffer.name!r} ({buffer.cacti_key(1024, 2)[1]} B blocks); "
+            "add its configuration to costmodel.cacti.required_configs and regenerate the table"
+        )
+    return np.log(np.asarray(ms, float)[complete]), np.asarray(nsvs, float), values[complete]
 
 
 def _interp_axis(grid: np.ndarray, x, values):

@@ -196,6 +196,7 @@ def plot_comparison(rows: list[dict], path: Path) -> Path:
         ax.set_ylabel(title)
         ax.grid(axis="y", alpha=0.3)
     axes[1].axhline(1.0, color="black", linewidth=0.8)
+    axes[1].set_ylim(0, 1.1)
     axes[0].legend(ncol=len(kinds), fontsize=8)
     axes[1].set_xticks(x, labels, fontsize=7)
     fig.suptitle("Focus and baselines, paper mode (costmodel)")
