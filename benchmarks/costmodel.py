@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
+# this file is named like the package it measures: put the repository root, not
+# benchmarks/, first on the path so that ``import costmodel`` finds the package
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(_ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import costmodel as cm
-from costmodel.workload import FocusStats, SparsityCurve
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import costmodel as cm  # noqa: E402
+from costmodel.workload import FocusStats, SparsityCurve  # noqa: E402
 
 T = 11648.0
 SEC_LAYERS = (3, 6, 9, 18, 26)
