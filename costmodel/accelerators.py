@@ -1,9 +1,12 @@
 """Per-GEMM cycles and memory traffic of the five accelerators (one code path, three modes).
 
-Each ``*_costs`` function returns one ``GemmCost`` per GEMM kind (the seven projections and
-attention; plus the decode steps in corrected mode) holding per-layer arrays: compute
-cycles, on-chip stall cycles, DRAM bytes, SRAM bytes read and written per buffer, and MACs.
-``costmodel.simulate`` turns them into time and energy.
+Each ``*_costs`` function returns ``GemmCost`` records holding arrays with one element per
+GEMM: ``"linear"`` stacks the seven projections of every layer (``(7, L)``, or ``(7,)``
+times the layer count when all layers are alike), ``"attention"`` the Q.K^T plus A.V of
+every layer, ``"decode_*"`` the decode steps (``(..., steps, L)``). Each holds compute
+cycles, on-chip stall cycles, DRAM bytes, SRAM bytes read and written per buffer, and MACs;
+``costmodel.simulate`` applies the roofline per element and turns the sums into time and
+energy.
 
 With ``fix=PAPER`` (``costmodel.corrections``) the formulas are those of the reference
 simulator (``simulator/core/simulator_comp.py`` and ``simulator_mem.py`` of the Focus
@@ -415,7 +418,7 @@ def decode_costs(hw: Hardware, wl: Workload, ops: Ops) -> list[GemmCost]:
     Arrays are ``(steps, layers)``.
     """
     model = wl.model
-    steps = jnp.arange(wl.decode_tokens, dtype=float)[:, None]
+    steps = jnp.arange(wl.decode_tokens, dtype=jnp.result_type(float))[:, None]
     if hw.kind in ("focus", "sec-only"):
         visual = wl.focus.kept_tokens[:, 1]
     else:

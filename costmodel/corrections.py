@@ -41,10 +41,6 @@ class Corrections:
     array_scaling: bool = True
     gemm_cycles: bool = True
 
-    @property
-    def any(self) -> bool:
-        return any(dataclasses.astuple(self))
-
 
 #: The paper's model: nothing corrected.
 PAPER = Corrections(False, False, False, False, False)

@@ -14,15 +14,15 @@ every dataflow on a sweep of array and GEMM sizes:
   ``ceil(K/R) ceil(M/C) (N + 2R + C - 2) - 1``.
 
 The paper's simulator asks SCALE-Sim for one weight-stationary fold (``N = C``,
-``K = R``), ``f(M) = M + 2R + C - 3`` (``M + 93`` on 32x32), and multiplies by the number of
-folds (spec "One fold of the array").
+``K = R``), ``f(M) = gemm_cycles(M, C, R) = M + 2R + C - 3`` (``M + 93`` on 32x32), and
+multiplies by the number of folds (spec "One fold of the array").
 """
 
 from __future__ import annotations
 
 from costmodel.ops import EXACT, Ops
 
-__all__ = ["DATAFLOWS", "gemm_cycles", "fold_cycles"]
+__all__ = ["DATAFLOWS", "gemm_cycles"]
 
 #: Supported dataflows: weight-, output- and input-stationary.
 DATAFLOWS = ("ws", "os", "is")
@@ -51,11 +51,3 @@ def gemm_cycles(m, n, k, rows, cols, dataflow: str = "ws", ops: Ops = EXACT):
         return ops.cdiv(k, rows) * ops.cdiv(m, cols) * (n + 2 * rows + cols - 2) - 1
     raise ValueError(f"unknown dataflow {dataflow!r}; choose one of {DATAFLOWS}")
 
-
-def fold_cycles(m, rows, cols):
-    """Cycles of one weight-stationary fold streaming ``m`` rows: ``m + 2 rows + cols - 3``.
-
-    This is ``gemm_cycles(m, cols, rows, rows, cols, "ws")``, the unit the paper's simulator
-    multiplies by its fold counts.
-    """
-    return m + 2 * rows + cols - 3

@@ -48,8 +48,8 @@ __all__ = [
 KINDS = ("dense", "focus", "sec-only", "adaptiv", "cmc")
 #: How SRAM energy is priced: "compiler" (peak power x time, the paper's main runs),
 #: "cacti" (accesses x CACTI energy + leakage x time, the paper's DSE and SEC-only runs),
-#: "auto" (the paper's rule: CACTI for a Focus design with m-tile != 1024 or scatter
-#: vectors != 2, the compiler otherwise).
+#: "auto" (paper mode: the paper's rule, CACTI for a Focus design with m-tile != 1024 or
+#: scatter vectors != 2 and the compiler otherwise; corrected mode: CACTI).
 SRAM_METHODS = ("auto", "compiler", "cacti")
 
 _FP16_BYTES = 2
@@ -150,16 +150,16 @@ class Hardware:
     """
 
     kind: str
-    rows: float = 32
-    cols: float = 32
+    rows: float = 32.0
+    cols: float = 32.0
     clock_hz: float = 500e6
-    m_tile: float = 1024
-    n_tile: float = 96
-    k_tile: float = 32
-    scatter_vectors: float = 2
-    gather_block: float = 8
+    m_tile: float = 1024.0
+    n_tile: float = 96.0
+    k_tile: float = 32.0
+    scatter_vectors: float = 2.0
+    gather_block: float = 8.0
     dram_energy_mJ_per_byte: float = 99.98e-9
-    dram_bandwidth_Bps: float = 64 * 1024**3
+    dram_bandwidth_Bps: float = 64.0 * 1024**3
     dataflow: str = "ws"
     buffers: tuple = ()
     components: tuple = ()
@@ -228,6 +228,14 @@ jax.tree_util.register_dataclass(
 )
 
 
+def _build(fields: dict) -> Hardware:
+    """``Hardware(**fields)`` with integer numbers stored as floats (so ``jax.grad`` accepts them), validated."""
+    fields = {k: float(v) if k in _LEAVES and isinstance(v, int) and not isinstance(v, bool) else v for k, v in fields.items()}
+    hw = Hardware(**fields)
+    hw.validate()
+    return hw
+
+
 @functools.cache
 def _rtl_table(filename: str) -> dict[str, tuple[float, float]]:
     text = resources.files("costmodel.data").joinpath(filename).read_text()
@@ -281,9 +289,7 @@ def focus(m_tile: int = 1024, scatter_vectors: int = 2, gather_block: int = 8, *
     fields = dict(kind=kind, m_tile=m_tile, scatter_vectors=scatter_vectors, gather_block=gather_block) | overrides
     fields.setdefault("buffers", _focus_buffers(int(fields.get("rows", 32)), int(fields.get("cols", 32)), 96, 32))
     fields.setdefault("components", _components("focus_rtl.csv", _FOCUS_COMPONENTS))
-    hw = Hardware(**fields)
-    hw.validate()
-    return hw
+    return _build(fields)
 
 
 def sec_only(**overrides) -> Hardware:
@@ -297,9 +303,7 @@ def dense(**overrides) -> Hardware:
     fields = dict(kind="dense") | overrides
     fields.setdefault("buffers", _focus_buffers(int(fields.get("rows", 32)), int(fields.get("cols", 32)), 96, 32))
     fields.setdefault("components", _components("focus_rtl.csv", counts))
-    hw = Hardware(**fields)
-    hw.validate()
-    return hw
+    return _build(fields)
 
 
 def adaptiv(**overrides) -> Hardware:
@@ -313,9 +317,7 @@ def adaptiv(**overrides) -> Hardware:
     fields = dict(kind="adaptiv", rows=64, cols=16, m_tile=256, n_tile=256, k_tile=256, dataflow="os") | overrides
     fields.setdefault("buffers", buffers)
     fields.setdefault("components", _components("adaptiv_rtl.csv", (("MAC Array", 1), ("AdapTME", 1)) + _SFU))
-    hw = Hardware(**fields)
-    hw.validate()
-    return hw
+    return _build(fields)
 
 
 def cmc(**overrides) -> Hardware:
@@ -333,9 +335,7 @@ def cmc(**overrides) -> Hardware:
     fields = dict(kind="cmc", m_tile=768, n_tile=64, k_tile=64) | overrides
     fields.setdefault("buffers", buffers)
     fields.setdefault("components", _components("cmc_rtl.csv", counts))
-    hw = Hardware(**fields)
-    hw.validate()
-    return hw
+    return _build(fields)
 
 
 def accelerator(kind: str, **overrides) -> Hardware:
@@ -441,18 +441,19 @@ def _interp_axis(grid: np.ndarray, x, values):
     if len(grid) == 1:
         return values[0]
     xp = jnp if isinstance(x, jax.core.Tracer) else np
-    grid = xp.asarray(grid)
+    if xp is jnp:  # in jax's default float (float32 unless x64 is on)
+        grid, values = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in (grid, values))
     x = xp.clip(x, grid[0], grid[-1])
     i = xp.clip(xp.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
     t = (x - grid[i]) / (grid[i + 1] - grid[i])
-    if xp is jnp:
-        values = jnp.asarray(values)
-        t = t[..., None] if values.ndim > 1 else t
+    t = xp.reshape(t, xp.shape(t) + (1,) * (values.ndim - 1))  # broadcast over the figures
     return (1 - t) * values[i] + t * values[i + 1]
 
 
 def cacti_figures(buffer: Buffer, m_tile, scatter_vectors):
     """CACTI ``(read mJ/B, write mJ/B, leakage mW, area mm^2)`` of ``buffer`` (all instances).
+
+    ``m_tile`` (tokens) and ``scatter_vectors`` are scalars (use ``jax.vmap`` for batches).
 
     Looked up in the shipped CACTI table; between tabulated m-tiles (powers of two and
     11648) and scatter-vector counts (1..6) the figures are interpolated linearly in

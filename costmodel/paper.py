@@ -26,7 +26,6 @@ from costmodel.workload import KNOWN_MODELS, FocusStats, Workload
 
 __all__ = [
     "VIDEO_POINTS",
-    "IMAGE_POINTS",
     "TABLE_KINDS",
     "PUBLISHED_FILES",
     "published",
@@ -37,12 +36,12 @@ __all__ = [
     "geomean",
     "write_comparison_csv",
     "plot_comparison",
+    "focus_stand_in",
+    "correction_effects",
 ]
 
 #: The 9 video points (model x dataset) of the paper's main comparison.
 VIDEO_POINTS = tuple((m, d) for m in ("llava_vid", "llava_onevision", "minicpm_v") for d in ("videomme", "mlvu", "mvbench"))
-#: The image points (dense, Adaptiv and Focus only).
-IMAGE_POINTS = tuple((m, d) for m in ("llava_onevision", "qwen2_5_vl") for d in ("vqav2", "mme", "mmbench"))
 #: Accelerators of the comparison, baseline first.
 TABLE_KINDS = ("dense", "adaptiv", "cmc", "sec-only", "focus")
 #: Published result file of each accelerator.
@@ -241,8 +240,8 @@ def focus_stand_in(model: str, dataset: str, iterations: int = 40) -> tuple[floa
     return low, workload(low)
 
 
-#: Variants of ``correction_effects``: name -> (mode, Corrections switches, extra workload, core energy).
 def _variants(text_tokens: int, decode_tokens: int):
+    """Rows of ``correction_effects``: ``(name, mode, Corrections, workload changes, core energy)``."""
     from costmodel.corrections import ALL, PAPER
 
     only = {f: dataclasses.replace(PAPER, **{f: True}) for f in ("attention_traffic", "roofline", "cacti_sram", "gemm_cycles")}

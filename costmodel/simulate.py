@@ -210,14 +210,17 @@ def evaluate(
     energy_dram = dram * hw.dram_energy_mJ_per_byte
 
     core_power = hw.core_power_mW()
+    array_power = hw.array_power_mW()
     if fix.array_scaling:  # defect 4: the array's power and area follow its size
         extra = array_scale(hw) - 1
-        core_power = core_power + hw.array_power_mW() * extra
-        onchip_power = onchip_power + hw.array_power_mW() * extra
+        core_power = core_power + array_power * extra
+        onchip_power = onchip_power + array_power * extra
         area = area + hw.array_area_mm2() * extra
+        array_power = array_power * array_scale(hw)
     if core_energy == "per_mac":
-        mac_energy_mJ = hw.array_power_mW() / (1024 * 500e6)  # synthesised array at full activity, 500 MHz
-        energy_core = (core_power - hw.array_power_mW() * array_scale(hw)) * time_s + macs * mac_energy_mJ
+        # energy per MAC of the synthesised 1024-MAC array at full activity and 500 MHz
+        mac_energy_mJ = hw.array_power_mW() / (1024 * 500e6)
+        energy_core = (core_power - array_power) * time_s + macs * mac_energy_mJ
     else:
         energy_core = core_power * time_s
 

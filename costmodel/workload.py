@@ -203,13 +203,13 @@ def sec_kept_tokens(num_layers: int, visual_tokens, sec_layers, sec_alphas, ops:
     """
     layers = tuple(int(x) for x in sec_layers)
     xp = _array_module(ops, visual_tokens, sec_alphas)
-    alphas = xp.asarray(sec_alphas, dtype=float).reshape(-1)
+    alphas = xp.asarray(sec_alphas, dtype=_float(xp)).reshape(-1)
     if len(layers) != alphas.shape[0]:
         raise ValueError(f"sec_layers and sec_alphas have different lengths ({len(layers)} and {alphas.shape[0]})")
     if any(not 0 <= x < num_layers for x in layers) or any(b <= a for a, b in zip(layers, layers[1:])):
         raise ValueError(f"sec_layers must be strictly increasing indices in [0, {num_layers}), got {list(layers)}")
     floor = np.floor if xp is np else ops.floor
-    t = xp.asarray(visual_tokens, dtype=float)
+    t = xp.asarray(visual_tokens, dtype=_float(xp))
     kept = t
     attention, mlp = [], []
     for layer in range(num_layers):
@@ -219,6 +219,11 @@ def sec_kept_tokens(num_layers: int, visual_tokens, sec_layers, sec_alphas, ops:
             kept = xp.maximum(1.0, xp.minimum(target, kept))
         mlp.append(kept)
     return xp.stack(attention), xp.stack(mlp)
+
+
+def _float(xp):
+    """The float dtype of ``xp``: float64 for numpy, jax's default float (64-bit only under x64)."""
+    return np.float64 if xp is np else jnp.result_type(float)
 
 
 def _array_module(ops: Ops, *values):
@@ -300,8 +305,8 @@ class FocusStats:
         kept = xp.stack([attention, attention, attention, mlp, mlp], axis=1)
         vpt = tuple(math.ceil(w / vector_size) for w in model.input_features())
         v = np.asarray(vpt, dtype=float)
-        zero = (xp.asarray(visual_tokens, dtype=float) - kept) * v
-        similar = xp.broadcast_to(xp.asarray(similar_fraction, dtype=float), kept.shape) * kept * v
+        zero = (xp.asarray(visual_tokens, dtype=_float(xp)) - kept) * v
+        similar = xp.broadcast_to(xp.asarray(similar_fraction, dtype=_float(xp)), kept.shape) * kept * v
         return cls(kept, zero, similar, vpt)
 
     def validate(self, model: ModelShape, visual_tokens) -> None:
@@ -438,4 +443,4 @@ class SparsityCurve:
 
     def __call__(self, threshold):
         """Expected similar-vector fraction at ``threshold`` (array or number)."""
-        return jnp.interp(jnp.asarray(threshold, dtype=float), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities))
+        return jnp.interp(jnp.asarray(threshold, dtype=_float(jnp)), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities))

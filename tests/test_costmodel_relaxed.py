@@ -206,3 +206,17 @@ def test_mode_errors():
         cm.simulate(cm.focus(), wl.replace(text_tokens=10.0), mode="paper")
     with pytest.raises(ValueError, match="per-MAC"):
         cm.simulate(cm.focus(), wl, mode="paper", core_energy="per_mac")
+
+
+@pytest.mark.parametrize("kind", ["sec-only", "cmc", "adaptiv"])
+def test_relaxed_paper_formulas_converge_to_the_published_rows(kind):
+    # relaxed mode with every correction off is the paper's model made smooth
+    from costmodel import paper
+    from costmodel.corrections import PAPER
+
+    hw, wl = paper.paper_design(kind, "llava_vid", "videomme")
+    row = paper.published(kind)[("llava_vid", "videomme")]
+    relaxed = cm.simulate(hw, wl, mode="relaxed", temperature=1e-9, corrections=PAPER)
+    for field, column in (("total_cycles", "total_cycles"), ("dram_bytes", "total_dram_access"),
+                          ("energy_total_mJ", "total_energy")):
+        assert abs(getattr(relaxed, field) / float(row[column]) - 1) < 1e-6, field
