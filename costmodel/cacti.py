@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["CactiEntry", "cacti_table", "lookup", "run_cacti", "TABLE_M_TILES", "TABLE_SCATTER_VECTORS", "TABLE_ARRAY_SIZES"]
 
@@ -41,18 +42,13 @@ _TECHNOLOGY_UM = 0.028
 _FIELDS = ("size_bytes", "block_bytes", "extra_read_ports", "read_nJ", "write_nJ", "leakage_mW", "height_mm", "width_mm")
 
 
-class CactiEntry(tuple):
-    """One CACTI result: ``(read_nJ, write_nJ, leakage_mW, area_mm2)`` as floats."""
+class CactiEntry(NamedTuple):
+    """One CACTI result for one SRAM macro: energy per access (nJ), leakage (mW), area (mm^2)."""
 
-    __slots__ = ()
-
-    def __new__(cls, read_nJ: float, write_nJ: float, leakage_mW: float, area_mm2: float):
-        return super().__new__(cls, (read_nJ, write_nJ, leakage_mW, area_mm2))
-
-    read_nJ = property(lambda self: self[0])
-    write_nJ = property(lambda self: self[1])
-    leakage_mW = property(lambda self: self[2])
-    area_mm2 = property(lambda self: self[3])
+    read_nJ: float
+    write_nJ: float
+    leakage_mW: float
+    area_mm2: float
 
 
 @functools.cache

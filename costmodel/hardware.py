@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import functools
 from importlib import resources
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -360,11 +361,13 @@ def _macro_spec() -> dict[str, dict[str, float]]:
     return {row["Model"]: {k: float(v) for k, v in row.items() if k != "Model"} for row in csv.DictReader(text.splitlines())}
 
 
-def compiler_figures(buffer: Buffer, clock_hz: float = 500e6) -> tuple[float, float]:
+def compiler_figures(buffer: Buffer) -> tuple[float, float]:
     """Memory-compiler ``(area mm^2, peak power mW)`` of ``buffer`` (reference ``memory/buffer.py``).
 
-    Peak power per macro is ``I_leak V + (I_read + I_write)/2 f V`` (uA, uA/MHz, V, MHz -> mW).
+    Peak power per macro is ``I_leak V + (I_read + I_write)/2 f V`` (uA, uA/MHz, V, MHz ->
+    mW) at the paper's f = 500 MHz.
     """
+    clock_hz = 500e6
     spec = _macro_spec()
     area = 0.0
     power = 0.0
@@ -377,23 +380,18 @@ def compiler_figures(buffer: Buffer, clock_hz: float = 500e6) -> tuple[float, fl
     return area, power
 
 
-class SramFigures(tuple):
-    """Per-buffer SRAM figures, each a ``{buffer name: array}`` dict.
+class SramFigures(NamedTuple):
+    """Per-buffer SRAM figures, each a ``{buffer name: number or array}`` dict.
 
     ``read_mJ_per_byte``, ``write_mJ_per_byte``: dynamic energy per byte accessed (mJ/B);
     ``power_mW``: static power counted for the whole run (leakage for CACTI, peak power for
     the memory compiler) (mW); ``area_mm2``: area of all instances (mm^2).
     """
 
-    __slots__ = ()
-
-    def __new__(cls, read, write, power, area):
-        return super().__new__(cls, (read, write, power, area))
-
-    read_mJ_per_byte = property(lambda self: self[0])
-    write_mJ_per_byte = property(lambda self: self[1])
-    power_mW = property(lambda self: self[2])
-    area_mm2 = property(lambda self: self[3])
+    read_mJ_per_byte: dict
+    write_mJ_per_byte: dict
+    power_mW: dict
+    area_mm2: dict
 
 
 @functools.cache
@@ -475,7 +473,7 @@ def sram_figures(hw: Hardware, method: str) -> SramFigures:
     read, write, power, area = {}, {}, {}, {}
     for b in hw.buffers:
         if method == "compiler":
-            a, p = compiler_figures(b, 500e6)
+            a, p = compiler_figures(b)
             read[b.name] = write[b.name] = 0.0
             power[b.name], area[b.name] = p, a
         else:

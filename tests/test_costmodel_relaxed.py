@@ -16,7 +16,7 @@ from costmodel.workload import FocusStats, SparsityCurve
 MODEL = cm.ModelShape.load("llava_vid")
 T = 11648.0
 SEC = ((3, 6, 9, 18, 26), (0.4, 0.3, 0.2, 0.15, 0.1))
-HYP = settings(max_examples=25, deadline=None)
+HYP = settings(max_examples=25, deadline=None, derandomize=True)  # reproducible in CI
 
 
 def _workload(fraction=0.4, alpha_scale=1.0, ops=cm.Ops(), tokens=T):
@@ -82,7 +82,7 @@ def test_temperature_must_be_positive():
 # the whole model
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     m_tile=st.floats(64, 4096),
     nsv=st.floats(1, 6),
@@ -92,12 +92,10 @@ def test_temperature_must_be_positive():
 def test_relaxed_model_converges_to_corrected(m_tile, nsv, fraction, alpha_scale):
     hw = cm.focus(m_tile=m_tile, scatter_vectors=nsv)
     exact = cm.simulate(hw, _workload(fraction, alpha_scale), mode="corrected")
+    t = 1e-12
+    relaxed = cm.simulate(hw, _workload(fraction, alpha_scale, cm.Ops(t)), mode="relaxed", temperature=t)
     for field in ("total_cycles", "dram_bytes", "energy_total_mJ"):
-        errors = []
-        for t in (1e-2, 1e-9):
-            relaxed = cm.simulate(hw, _workload(fraction, alpha_scale, cm.Ops(t)), mode="relaxed", temperature=t)
-            errors.append(abs(getattr(relaxed, field) / getattr(exact, field) - 1))
-        assert errors[1] < 1e-4, (field, errors)
+        assert abs(getattr(relaxed, field) / getattr(exact, field) - 1) < 1e-6, field
 
 
 def test_gradients_are_finite_for_every_continuous_parameter():
@@ -143,7 +141,7 @@ def test_exact_modes_have_no_gradient_signal_where_relaxed_has():
 # monotonicity and batching of the exact modes
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(st.floats(0.0, 0.9), st.floats(0.0, 0.9), st.sampled_from(["paper", "corrected"]))
 def test_more_similar_vectors_never_cost_more(f1, f2, mode):
     assume(f1 != f2)
@@ -155,7 +153,7 @@ def test_more_similar_vectors_never_cost_more(f1, f2, mode):
     assert b.energy_total_mJ <= a.energy_total_mJ
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(st.floats(0.2, 2.0), st.floats(0.2, 2.0))
 def test_keeping_more_tokens_never_costs_less(s1, s2):
     assume(s1 != s2)
