@@ -108,6 +108,52 @@ class FocusTrace:
         """``{(layer, name): sparsity}`` for every traced GEMM input."""
         return {key: g.sparsity for key, g in self.gemms.items()}
 
+    def gemm_work(self) -> dict:
+        """Visual-token GEMM work, ``{(layer, gemm): (focus_MACs, dense_MACs)}``.
+
+        Dense: every one of the ``N`` visual tokens at every layer. Focus: only the
+        unique vectors (neither zero nor similar) are multiplied, each with its
+        ``vector_size``-row slice of the weight, and attention runs over the kept tokens.
+        Per layer ``l`` with ``r`` visual tokens kept entering attention and unique-vector
+        fraction ``f = 1 - sparsity`` of the GEMM input:
+
+        - ``q_proj`` (serves q, k, v): ``N * D * (heads + 2 * kv_heads) * head_dim``;
+        - ``o_proj``: ``N * D * D``; ``gate_proj`` (serves gate and up): ``N * D * 2I``;
+          ``down_proj``: ``N * I * D`` -- each scaled by ``f`` for Focus;
+        - ``query`` (Q.K^T): dense ``N * N * heads * head_dim``, Focus ``f * N * r * ...``;
+          A.V (untraced): dense ``N * N * heads * head_dim``, Focus ``r * r * ...``.
+
+        Text tokens are excluded; causality would halve dense and Focus attention alike.
+        Units: multiply-accumulates. Source: spec "What the hardware gains".
+        """
+        m = self.model
+        n = self.geometry.num_tokens
+        d, inter = m["hidden_size"], m["intermediate_size"]
+        q_width = m["num_heads"] * m["head_dim"]
+        outputs = {
+            "q_proj": (d, (m["num_heads"] + 2 * m["num_kv_heads"]) * m["head_dim"]),
+            "o_proj": (q_width, d),
+            "gate_proj": (d, 2 * inter),
+            "down_proj": (inter, d),
+        }
+        work = {}
+        for (layer, name), g in self.gemms.items():
+            unique = 1.0 - g.sparsity
+            if name == "query":
+                kept = int(self.kept_tokens[layer, 0])
+                dense = n * n * q_width
+                work[(layer, "query")] = (unique * n * kept * q_width, dense)
+                work[(layer, "attn_v")] = (kept * kept * q_width, dense)
+            else:
+                k, n_out = outputs[name]
+                work[(layer, name)] = (unique * n * k * n_out, n * k * n_out)
+        return work
+
+    def work_fraction(self) -> float:
+        """Focus' visual-token GEMM work as a fraction of dense (see ``gemm_work``)."""
+        work = self.gemm_work().values()
+        return sum(f for f, _ in work) / sum(d for _, d in work)
+
     def save(self, path: str | Path) -> Path:
         """Write the trace as ``.npz`` (format in the module docstring). Returns the path."""
         path = Path(path)

@@ -11,6 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import jax  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI runs derandomised property tests (reproducible); set HYPOTHESIS_PROFILE=explore
+# locally to search with fresh random examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 jax.config.update("jax_default_matmul_precision", "highest")
 

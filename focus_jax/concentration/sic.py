@@ -80,31 +80,101 @@ def _over_batch(fn, x, *mapped):
     lead = x.shape[:-2]
     if not lead:
         return fn(x, *mapped)
-    flat = lambda a, tail: a.reshape((-1,) + a.shape[a.ndim - tail :])
-    out = jax.vmap(fn)(flat(x, 2), *(flat(m, 2) for m in mapped))
+    flat = lambda a: a.reshape((-1,) + a.shape[len(lead) :])
+    out = jax.vmap(fn)(flat(x), *(jax.tree.map(flat, m) for m in mapped))
     return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), out)
 
 
-def _jit(fn, static_argnames):
+def _jit(fn):
+    """jit ``fn`` with ``geom``, ``shape_cfg`` and ``relaxed`` static.
+
+    At top level the XLA CPU options apply. JAX accepts compiler options only on a
+    top-level jit, so when called while tracing (inside a model's jit, ``jax.grad``,
+    ``vmap``) a plain jit is used and the enclosing computation's options apply.
+    """
+    static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    return jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+    top_level = jax.jit(fn, static_argnames=static, compiler_options=options)
+    nested = jax.jit(fn, static_argnames=static)
+
+    @functools.wraps(fn)
+    def dispatch(*args, **kwargs):
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args))
+        return (nested if traced else top_level)(*args, **kwargs)
+
+    dispatch.lower = top_level.lower
+    return dispatch
 
 
-def _block_single(x, geom, vector_size, block_size, frame_block_size, gemm_m_size):
-    return block_match(split_vectors(x, vector_size), geom, block_size, frame_block_size, gemm_m_size)
+def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
+    """``cfg`` without the fields that do not change compiled code (threshold, SEC schedule)."""
+    return cfg.replace(similarity_threshold=0.0, sec_layers=(), sec_alphas=())
 
 
-@functools.partial(_jit, static_argnames=("geom", "vector_size", "block_size", "frame_block_size", "gemm_m_size"))
-def _block_jit(x, *, geom, vector_size, block_size, frame_block_size, gemm_m_size):
-    fn = functools.partial(
-        _block_single,
-        geom=geom,
-        vector_size=vector_size,
-        block_size=block_size,
-        frame_block_size=frame_block_size,
-        gemm_m_size=gemm_m_size,
+def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig) -> BlockMatch:
+    # A constant x (closed over in a user's jit) would make XLA constant-fold the whole
+    # similarity pass at compile time (14 s for 1568 x 768); the barrier prevents it.
+    x = jax.lax.optimization_barrier(x)
+    return block_match(
+        split_vectors(x, shape_cfg.vector_size), geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size
     )
-    return _over_batch(fn, x)
+
+
+def _soft_group_mean(xv, group, weight):
+    """Weighted group mean, blended into each member with its own weight.
+
+    ``out_i = x_i + w_i * (M_g - x_i)``, ``M_g = sum_j w_j x_j / sum_j w_j`` over the
+    group ``g`` of ``i``. With hard weights (1 for members) this is ``group_mean``.
+    """
+    n, v, width = xv.shape
+    flat = xv.reshape(n * v, width).astype(jnp.float32)
+    g = group.reshape(-1)
+    w = weight.reshape(-1).astype(jnp.float32)
+    sums = jnp.zeros_like(flat).at[g].add(flat * w[:, None])
+    wsum = jnp.zeros((n * v,), jnp.float32).at[g].add(w)
+    mean = sums / jnp.where(wsum > 0, wsum, 1.0)[:, None]
+    out = flat + w[:, None] * (mean[g] - flat)
+    return out.astype(xv.dtype).reshape(n, v, width)
+
+
+def _vector_single(x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool):
+    xv = split_vectors(x, shape_cfg.vector_size)
+    mask = similar_mask(match.similarity, threshold)
+    group = chase_pointers(mask, match.offset, geom.frames)
+    zeros = jnp.sum(match.mask_zero)
+    # multiply by the reciprocal explicitly: XLA rewrites division by a constant that way
+    # under jit, and eager and jitted results must be identical
+    per_vector = jnp.float32(1.0 / mask.size)
+    if relaxed:
+        soft = jnp.where(match.mask_zero, 0.0, jax.nn.sigmoid((match.similarity - threshold) / temperature))
+        # similar vectors join their group with weight `soft`; roots and loners with 1
+        merged = _soft_group_mean(xv, group, jnp.where(mask, soft, 1.0))
+        sparsity = (jnp.sum(soft) + zeros) * per_vector
+    else:
+        soft = None
+        merged = group_mean(xv, group)
+        sparsity = (jnp.sum(mask) + zeros).astype(jnp.float32) * per_vector
+    output = join_vectors(merged, x.shape[-1])
+    return SICResult(output, mask, match.mask_zero, group, sparsity.astype(jnp.float32), match.similarity, soft)
+
+
+@_jit
+def _block_jit(x, *, geom, shape_cfg, relaxed=False):
+    return _over_batch(lambda xx: _block_single(xx, geom, shape_cfg), x)
+
+
+@_jit
+def _vector_jit(x, match, threshold, temperature, *, geom, shape_cfg, relaxed):
+    fn = lambda xx, mm: _vector_single(xx, mm, threshold, temperature, geom, shape_cfg, relaxed)
+    return _over_batch(fn, x, match)
+
+
+@_jit
+def _sic_jit(x, threshold, temperature, *, geom, shape_cfg, relaxed):
+    def one(xx):
+        return _vector_single(xx, _block_single(xx, geom, shape_cfg), threshold, temperature, geom, shape_cfg, relaxed)
+
+    return _over_batch(one, x)
 
 
 def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = FocusConfig()) -> BlockMatch:
@@ -125,69 +195,7 @@ def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = Fo
     Source: spec SIC steps 1-6 (reference ``Focus.focus_similarity_concentration``).
     """
     _check_input(x, geom)
-    return _block_jit(
-        x,
-        geom=geom,
-        vector_size=cfg.vector_size,
-        block_size=cfg.block_size,
-        frame_block_size=cfg.frame_block_size,
-        gemm_m_size=cfg.gemm_m_size,
-    )
-
-
-def _soft_mask(match: BlockMatch, threshold, temperature) -> jnp.ndarray:
-    soft = jax.nn.sigmoid((match.similarity - threshold) / temperature)
-    return jnp.where(match.mask_zero, 0.0, soft)
-
-
-def _vector_single(x, similarity, offset, mask_zero, threshold, temperature, *, frames, vector_size, relaxed):
-    xv = split_vectors(x, vector_size)
-    match = BlockMatch(similarity, offset, mask_zero)
-    mask = similar_mask(similarity, threshold)
-    group = chase_pointers(mask, offset, frames)
-    total = mask.size
-    zeros = jnp.sum(mask_zero)
-    if relaxed:
-        soft = _soft_mask(match, threshold, temperature)
-        # similar vectors join their group with weight `soft`; roots and loners with 1
-        weight = jnp.where(mask, soft, 1.0)
-        merged = _soft_group_mean(xv, group, weight)
-        sparsity = (jnp.sum(soft) + zeros) / total
-    else:
-        soft = None
-        merged = group_mean(xv, group)
-        sparsity = (jnp.sum(mask) + zeros) / total
-    return SICResult(join_vectors(merged, x.shape[-1]), mask, mask_zero, group, sparsity.astype(jnp.float32), similarity, soft)
-
-
-def _soft_group_mean(xv, group, weight):
-    """Weighted group mean, blended into each member with its own weight.
-
-    ``out_i = x_i + w_i * (M_g - x_i)``, ``M_g = sum_j w_j x_j / sum_j w_j`` over the
-    group ``g`` of ``i``. With hard weights (1 for members) this is ``group_mean``.
-    """
-    n, v, width = xv.shape
-    flat = xv.reshape(n * v, width).astype(jnp.float32)
-    g = group.reshape(-1)
-    w = weight.reshape(-1).astype(jnp.float32)
-    sums = jnp.zeros_like(flat).at[g].add(flat * w[:, None])
-    wsum = jnp.zeros((n * v,), jnp.float32).at[g].add(w)
-    mean = sums / jnp.where(wsum > 0, wsum, 1.0)[:, None]
-    out = flat + w[:, None] * (mean[g] - flat)
-    return out.astype(xv.dtype).reshape(n, v, width)
-
-
-@functools.partial(_jit, static_argnames=("frames", "vector_size", "relaxed"))
-def _vector_jit(x, similarity, offset, mask_zero, threshold, temperature, *, frames, vector_size, relaxed):
-    fn = functools.partial(
-        _vector_single,
-        threshold=threshold,
-        temperature=temperature,
-        frames=frames,
-        vector_size=vector_size,
-        relaxed=relaxed,
-    )
-    return _over_batch(lambda xx, s, o, z: fn(xx, s, o, z), x, similarity, offset, mask_zero)
+    return _block_jit(x, geom=geom, shape_cfg=_shape_cfg(cfg))
 
 
 def vector_concentration(
@@ -232,13 +240,11 @@ def vector_concentration(
     _check_temperature(temperature)
     return _vector_jit(
         x,
-        match.similarity,
-        match.offset,
-        match.mask_zero,
+        BlockMatch(*match),
         jnp.asarray(threshold, jnp.float32),
         jnp.asarray(temperature, jnp.float32),
-        frames=geom.frames,
-        vector_size=cfg.vector_size,
+        geom=geom,
+        shape_cfg=_shape_cfg(cfg),
         relaxed=relaxed,
     )
 
@@ -270,5 +276,15 @@ def similarity_concentration(
     Source: spec "SIC: block- and vector-level similarity concentration"; reference
     ``Focus.forward`` (padding) and ``Focus.focus_similarity_concentration``.
     """
-    match = block_similarity(x, geom, cfg)
-    return vector_concentration(x, match, geom, cfg, threshold=threshold, relaxed=relaxed, temperature=temperature)
+    _check_input(x, geom)
+    threshold = cfg.similarity_threshold if threshold is None else threshold
+    _check_threshold(threshold)
+    _check_temperature(temperature)
+    return _sic_jit(
+        x,
+        jnp.asarray(threshold, jnp.float32),
+        jnp.asarray(temperature, jnp.float32),
+        geom=geom,
+        shape_cfg=_shape_cfg(cfg),
+        relaxed=relaxed,
+    )

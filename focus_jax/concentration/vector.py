@@ -44,18 +44,42 @@ def chase_pointers(mask_similar: jnp.ndarray, offset: jnp.ndarray, max_rounds: i
     return ptr.reshape(n, v)
 
 
+def _scatter_add_rows(operand: jnp.ndarray, rows: jnp.ndarray, updates: jnp.ndarray) -> jnp.ndarray:
+    """``operand[rows[i]] += updates[i]``, dropping out-of-range rows.
+
+    Written as a windowed ``lax.scatter_add`` (updates ``(M, 1, width)``) because
+    ``operand.at[rows].add(updates)`` makes XLA CPU insert a full relayout copy of the
+    updates (jax-cpu-notes.md).
+    """
+    dims = lax.ScatterDimensionNumbers(
+        update_window_dims=(1, 2), inserted_window_dims=(), scatter_dims_to_operand_dims=(0,)
+    )
+    return lax.scatter_add(operand, rows[:, None], updates[:, None, :], dims, mode=lax.GatherScatterMode.FILL_OR_DROP)
+
+
 def group_mean(xv: jnp.ndarray, group_index: jnp.ndarray) -> jnp.ndarray:
     """Replace every vector by the float32 mean of the vectors sharing its group index.
 
     ``xv``: ``(N, V, width)``; ``group_index``: ``(N, V)`` flat indices. Returns the
-    same shape and dtype as ``xv`` (the mean is rounded once to that dtype, as in the
+    same shape and dtype as ``xv`` (each mean is rounded once to that dtype, as in the
     reference). The vector at the group index itself belongs to the group only if it
     points to itself. Spec, SIC step 8.
+
+    Only groups of two or more vectors change anything; they get compact slots (at most
+    ``N*V // 2`` of them, since each has >= 2 members), so the float32 sums occupy (and
+    touch) memory in proportion to the number of groups, not of vectors.
     """
     n, v, width = xv.shape
-    flat = xv.reshape(n * v, width).astype(jnp.float32)
+    m = n * v
+    flat = xv.reshape(m, width)
     g = group_index.reshape(-1)
-    sums = jnp.zeros_like(flat).at[g].add(flat)
-    counts = jnp.zeros((n * v,), jnp.float32).at[g].add(1.0)
-    mean = (sums / jnp.maximum(counts, 1.0)[:, None]).astype(xv.dtype)
-    return mean[g].reshape(n, v, width)
+    members = jnp.zeros((m,), jnp.int32).at[g].add(1)
+    shared = members >= 2
+    slot_of_row = jnp.cumsum(shared, dtype=jnp.int32) - 1
+    in_shared = shared[g]
+    slots = max(m // 2, 1)
+    slot = jnp.where(in_shared, slot_of_row[g], slots)  # `slots` is out of range: dropped
+    sums = _scatter_add_rows(jnp.zeros((slots, width), jnp.float32), slot, flat.astype(jnp.float32))
+    mean = sums[jnp.minimum(slot, slots - 1)] / members[g].astype(jnp.float32)[:, None]
+    out = jnp.where(in_shared[:, None], mean.astype(xv.dtype), flat)
+    return out.reshape(n, v, width)
