@@ -136,8 +136,8 @@ class ModelShape:
         """A known model name (``KNOWN_MODELS``) or the path of a ``config.json``.
 
         Raises:
-            ValueError: unknown name that is not an existing file, or an invalid config.
-            FileNotFoundError: never; a missing path is reported as an unknown model.
+            ValueError: a name that is neither known nor an existing file (reported as an
+                unknown model), or an unreadable or invalid config.
         """
         key = str(name_or_path)
         if key in KNOWN_MODELS:
