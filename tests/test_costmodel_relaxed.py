@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import costmodel as cm
@@ -89,13 +89,21 @@ def test_temperature_must_be_positive():
     fraction=st.floats(0.0, 0.9),
     alpha_scale=st.floats(0.3, 1.5),
 )
+@example(m_tile=64.0, nsv=1.0, fraction=0.6, alpha_scale=1.5)  # a jump within rounding (found under xdist)
 def test_relaxed_model_converges_to_corrected(m_tile, nsv, fraction, alpha_scale):
     hw = cm.focus(m_tile=m_tile, scatter_vectors=nsv)
     exact = cm.simulate(hw, _workload(fraction, alpha_scale), mode="corrected")
-    t = 1e-12
-    relaxed = cm.simulate(hw, _workload(fraction, alpha_scale, cm.Ops(t)), mode="relaxed", temperature=t)
-    for field in ("total_cycles", "dram_bytes", "energy_total_mJ"):
-        assert abs(getattr(relaxed, field) / getattr(exact, field) - 1) < 1e-6, field
+    # Two small temperatures: at 1e-6 the smooth jumps sit 5e-4 left of each integer, at
+    # 1e-12 only 5e-7. An input within floating-point rounding of a jump (0.6 * r * V
+    # subtracted from r * V) is decided by that rounding in the exact model, and only the
+    # wider band absorbs it; an input inside the wider band is resolved by the narrow one.
+    errors = {}
+    for t in (1e-6, 1e-12):
+        relaxed = cm.simulate(hw, _workload(fraction, alpha_scale, cm.Ops(t)), mode="relaxed", temperature=t)
+        errors[t] = max(
+            abs(getattr(relaxed, f) / getattr(exact, f) - 1) for f in ("total_cycles", "dram_bytes", "energy_total_mJ")
+        )
+    assert min(errors.values()) < 1e-9, errors
 
 
 def test_gradients_are_finite_for_every_continuous_parameter():
