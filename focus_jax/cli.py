@@ -49,9 +49,10 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate
+    from focus_jax.commands import concentrate, simulate
 
     app.command("concentrate")(cli_errors(concentrate.concentrate))
+    app.command("simulate")(cli_errors(simulate.simulate))
 
 
 _register()
