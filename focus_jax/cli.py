@@ -49,9 +49,10 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate, model_info
+    from focus_jax.commands import concentrate, model_info, simulate
 
     app.command("concentrate")(cli_errors(concentrate.concentrate))
+    app.command("simulate")(cli_errors(simulate.simulate))
     app.command("model-info")(cli_errors(model_info.model_info))
 
 

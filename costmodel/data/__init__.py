@@ -1,0 +1,1 @@
+"""Package data of costmodel: synthesis, memory-compiler and CACTI tables, and the paper's published results (see README.md)."""
