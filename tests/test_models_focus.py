@@ -208,6 +208,11 @@ def test_trace_export(tmp_path):
         after_sec = layer > 1 or (layer == 1 and name in ("gate_proj", "down_proj"))
         assert g.mask_zero.all(axis=1).sum() == (32 if after_sec else 0)  # pruned tokens are zero vectors
     assert any(g.similar_vectors for g in loaded.gemms.values())
+    import costmodel  # the trace feeds the cost model as written
+
+    stats = costmodel.FocusStats.from_trace(loaded)
+    assert stats.kept_tokens[:, GEMM_NAMES.index("gate_proj")].tolist() == [64, 32, 32, 32]
+    assert stats.similar_vectors.sum() == sum(g.similar_vectors for g in loaded.gemms.values())
 
 
 
