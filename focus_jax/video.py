@@ -35,7 +35,7 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
 
     Every frame is decoded once (streams often lack reliable frame counts), then
     ``sample_indices`` picks ``num_frames`` of them; a clip shorter than ``num_frames``
-    repeats frames.
+    repeats frames. Packets the decoder rejects as invalid are skipped.
 
     Raises:
         VideoError: the file does not exist, cannot be opened or decoded, has no video
@@ -51,18 +51,24 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
         raise VideoError(f"video not found: {path}")
     if not path.is_file():
         raise VideoError(f"not a file: {path}")
+    frames, corrupt = [], 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream")
             stream = container.streams.video[0]
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            for packet in container.demux(stream):
+                try:
+                    frames += [frame.to_ndarray(format="rgb24") for frame in packet.decode()]
+                except av.error.InvalidDataError:
+                    corrupt += 1  # a damaged packet loses its frames, not the whole clip
     except VideoError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(f"cannot decode {path}: {exc}") from None
     if not frames:
-        raise VideoError(f"{path} contains no decodable frames")
+        detail = f" ({corrupt} corrupt packets)" if corrupt else ""
+        raise VideoError(f"{path} contains no decodable frames{detail}")
     return np.stack([frames[i] for i in sample_indices(len(frames), num_frames)])
 
 
