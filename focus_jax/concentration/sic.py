@@ -65,15 +65,17 @@ def _check_input(x, geom: VisualGeometry) -> None:
         raise ValueError("x has no channels (D = 0)")
 
 
-def _check_threshold(threshold) -> None:
-    # Python numbers are checked here; traced thresholds (relaxed mode, tuning) are not.
+def _scalars(cfg: FocusConfig, threshold, temperature) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The threshold (``cfg``'s unless overridden) and temperature as float32 scalars.
+
+    Python numbers are checked here; traced values (relaxed mode, tuning) are not.
+    """
+    threshold = cfg.similarity_threshold if threshold is None else threshold
     if isinstance(threshold, (int, float)) and not threshold >= -1.0:
         raise ValueError(f"similarity threshold must be >= -1, got {threshold!r}")
-
-
-def _check_temperature(temperature) -> None:
     if isinstance(temperature, (int, float)) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    return jnp.asarray(threshold, jnp.float32), jnp.asarray(temperature, jnp.float32)
 
 
 def _over_batch(fn, x, *mapped):
@@ -245,18 +247,8 @@ def vector_concentration(
     for name, arr in zip(BlockMatch._fields, match):
         if tuple(arr.shape) != expected:
             raise ValueError(f"match.{name} has shape {tuple(arr.shape)}, expected {expected} for x of shape {x.shape}")
-    threshold = cfg.similarity_threshold if threshold is None else threshold
-    _check_threshold(threshold)
-    _check_temperature(temperature)
-    return _vector_jit(
-        x,
-        BlockMatch(*match),
-        jnp.asarray(threshold, jnp.float32),
-        jnp.asarray(temperature, jnp.float32),
-        geom=geom,
-        shape_cfg=_shape_cfg(cfg),
-        relaxed=relaxed,
-    )
+    threshold, temperature = _scalars(cfg, threshold, temperature)
+    return _vector_jit(x, BlockMatch(*match), threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
 
 
 def similarity_concentration(
@@ -287,14 +279,5 @@ def similarity_concentration(
     ``Focus.forward`` (padding) and ``Focus.focus_similarity_concentration``.
     """
     _check_input(x, geom)
-    threshold = cfg.similarity_threshold if threshold is None else threshold
-    _check_threshold(threshold)
-    _check_temperature(temperature)
-    return _sic_jit(
-        x,
-        jnp.asarray(threshold, jnp.float32),
-        jnp.asarray(temperature, jnp.float32),
-        geom=geom,
-        shape_cfg=_shape_cfg(cfg),
-        relaxed=relaxed,
-    )
+    threshold, temperature = _scalars(cfg, threshold, temperature)
+    return _sic_jit(x, threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
