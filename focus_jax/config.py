@@ -127,6 +127,22 @@ class FocusConfig:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict:
+        """JSON-ready dict of every field (tuples as lists); ``from_dict`` inverts it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FocusConfig":
+        """A config from ``to_dict``'s output.
+
+        Raises:
+            ValueError: an unknown field, or as the constructor.
+        """
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown FocusConfig fields: {', '.join(unknown)}")
+        return cls(**d)
+
     def sec_alpha(self, layer: int) -> float | None:
         """Retention ratio of ``layer`` if it is an SEC layer, else None."""
         return dict(zip(self.sec_layers, self.sec_alphas)).get(layer)
