@@ -49,8 +49,10 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate, model_info, simulate
+    from focus_jax.commands import concentrate, evaluate, model_info, simulate, train_demo
 
+    app.command("eval")(cli_errors(evaluate.evaluate))
+    app.command("train-demo")(cli_errors(train_demo.train_demo))
     app.command("concentrate")(cli_errors(concentrate.concentrate))
     app.command("simulate")(cli_errors(simulate.simulate))
     app.command("model-info")(cli_errors(model_info.model_info))

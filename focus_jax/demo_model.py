@@ -5,7 +5,7 @@ projector, Qwen2 decoder), shrunk so that ``focus-jax train-demo`` trains it on 
 cores in under 45 minutes and the safetensors file stays well under 25 MB:
 
 - SigLIP: 64 x 64 frames, 8 x 8 patches (an 8 x 8 grid, pooled to 4 x 4 = 16 tokens per
-  frame), hidden 96, 3 layers, 4 heads.
+  frame), hidden 64, 2 layers, 4 heads.
 - Qwen2: hidden 128, 4 layers, 4 query / 2 key-value heads of 32, MLP 384, vocabulary of
   the task tokenizer (``focus_jax.data.VOCABULARY``), tied embeddings.
 - 8 frames per clip: 8 * 16 + 1 = 129 ``<video>`` tokens.
@@ -61,7 +61,7 @@ def demo_model_config():
 
     ids = special_token_ids()
     vision = SiglipVisionConfig(
-        hidden_size=96, intermediate_size=384, num_layers=3, num_heads=4, image_size=DEMO_IMAGE_SIZE, patch_size=DEMO_PATCH_SIZE
+        hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4, image_size=DEMO_IMAGE_SIZE, patch_size=DEMO_PATCH_SIZE
     )
     text = Qwen2Config(
         vocab_size=ids["vocab_size"], hidden_size=128, intermediate_size=384, num_layers=4, num_heads=4, num_kv_heads=2,

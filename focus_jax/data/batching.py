@@ -19,7 +19,6 @@ import math
 from typing import Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
 from focus_jax.data.tokenizer import IM_END, UNK_TOKEN, VIDEO_TOKEN, prompt_text
 
@@ -45,7 +44,9 @@ def preprocess_frames(
 
     Each frame is resized with PIL bicubic resampling to ``size x size`` (uint8, as the
     processor's PIL path does), multiplied by 1/255 (in float64, stored as float32), then
-    normalised ``(x - mean) / std`` per channel. Matches ``SiglipImageProcessor(size=
+    normalised ``(x - mean) / std`` per channel: the model's own preprocessing
+    (``llava_onevision.preprocessing.preprocess_frames``) with these settings, after
+    checking the arguments. Matches ``SiglipImageProcessor(size=
     {"height": size, "width": size})`` (transformers' PIL backend; mean = std = 0.5).
 
     Args:
@@ -72,12 +73,10 @@ def preprocess_frames(
     std32 = np.asarray(std, np.float32).reshape(-1)
     if mean32.shape != (3,) or std32.shape != (3,) or np.any(std32 == 0):
         raise ValueError(f"mean and std need 3 values each (std non-zero), got {list(mean)} and {list(std)}")
-    resized = np.stack(
-        [np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BICUBIC)) for frame in frames]
-    )
-    scaled = (resized.astype(np.float64) * (1 / 255)).astype(np.float32)
-    normalised = (scaled - mean32) / std32
-    return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2))
+    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
+    from focus_jax.models.llava_onevision.preprocessing import preprocess_frames as model_preprocess
+
+    return model_preprocess(frames, ProcessorConfig(size=(int(size), int(size)), image_mean=tuple(map(float, mean32)), image_std=tuple(map(float, std32))))
 
 
 def video_token_count(num_frames: int, image_size: int, patch_size: int) -> int:

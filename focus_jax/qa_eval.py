@@ -1,0 +1,146 @@
+"""Question-answering evaluation of a model on the synthetic video task, dense and with Focus.
+
+For each batch of held-out questions: greedy generation without Focus and with it, exact
+match against the reference answers (``focus_jax.data.score_samples``), and the fraction
+of the dense visual-token GEMM work that Focus executes (``FocusTrace.work_fraction`` of a
+traced Focus prefill of every prompt, averaged over prompts).
+
+Held-out means another data seed than training (``EVAL_SEED``; training uses
+``TrainConfig.data_seed``, 0 by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from focus_jax.config import FocusConfig
+
+__all__ = ["EVAL_SEED", "EvalReport", "answer_questions", "evaluate"]
+
+#: Data seed of the held-out evaluation questions.
+EVAL_SEED = 1_000_003
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalReport:
+    """Result of ``evaluate``.
+
+    Attributes:
+        questions: number of questions.
+        dense, focus: ``focus_jax.data.AccuracyReport`` (overall and per family); ``focus``
+            is None when no Focus configuration was given.
+        work_fraction: mean Focus visual-token GEMM work / dense (None without Focus).
+        focus_config: the Focus configuration used.
+    """
+
+    questions: int
+    dense: object
+    focus: object | None
+    work_fraction: float | None
+    focus_config: FocusConfig | None
+
+    @property
+    def retention(self) -> float | None:
+        """Focus accuracy / dense accuracy (None without Focus or with zero dense accuracy)."""
+        if self.focus is None or self.dense.accuracy == 0:
+            return None
+        return self.focus.accuracy / self.dense.accuracy
+
+    def to_dict(self) -> dict:
+        return {
+            "questions": self.questions,
+            "dense_accuracy": self.dense.accuracy,
+            "focus_accuracy": None if self.focus is None else self.focus.accuracy,
+            "focus_retention": self.retention,
+            "work_fraction": self.work_fraction,
+            "per_family": {
+                family: {"dense": self.dense.to_dict()["per_family"][family], "focus": None if self.focus is None else self.focus.to_dict()["per_family"][family]}
+                for family in self.dense.to_dict()["per_family"]
+            },
+            "focus_config": None if self.focus_config is None else self.focus_config.to_dict(),
+        }
+
+
+def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 4) -> tuple[list[str], list[float] | None]:
+    """Greedy answers of ``model`` (a ``LlavaOnevision``, dense or with Focus) to ``samples``.
+
+    Args:
+        model: the model; its Focus configuration (if any) applies.
+        tokenizer: the task tokenizer (``focus_jax.data.build_tokenizer``).
+        samples: task samples (``frames`` ``(F, H, W, 3)`` uint8 at the model's input size,
+            ``question``).
+        max_new_tokens: generated tokens (answers are one word and ``<|im_end|>``).
+
+    Returns:
+        ``(answers, work_fractions)``: decoded answers (special tokens removed, stripped) and,
+        with Focus, each prompt's ``FocusTrace.work_fraction()`` (else None).
+    """
+    from focus_jax.data import make_batch
+
+    cfg = model.config
+    frames = int(np.shape(samples[0].frames)[0])
+    batch = make_batch(
+        samples, tokenizer, num_video_tokens=cfg.video_token_count(frames), image_size=cfg.vision.image_size, with_answers=False
+    )
+    tokens = model.generate(
+        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens
+    )
+    answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens]
+    if model.focus is None:
+        return answers, None
+    _, trace = model.forward(
+        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], return_trace=True
+    )
+    return answers, [trace.to_focus_trace(i).work_fraction() for i in range(len(samples))]
+
+
+def evaluate(
+    model,
+    samples: Sequence,
+    focus: FocusConfig | None,
+    batch_size: int = 50,
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Dense and Focus accuracy and Focus' work fraction of ``model`` on ``samples``.
+
+    Args:
+        model: a ``LlavaOnevision`` (its own Focus setting is ignored).
+        samples: task samples with reference ``answer`` and ``family``.
+        focus: Focus configuration, or None for dense only.
+        batch_size: prompts per generate call (the last batch may be smaller).
+        progress: called with the number of questions done after each batch.
+
+    Returns:
+        ``EvalReport``.
+
+    Raises:
+        ValueError: no samples, or ``batch_size`` < 1.
+    """
+    from focus_jax.data import build_tokenizer, score_samples
+
+    if not samples:
+        raise ValueError("no samples to evaluate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tokenizer = build_tokenizer()
+    dense_model, focus_model = model.with_focus(None), None if focus is None else model.with_focus(focus)
+    dense_answers, focus_answers, fractions = [], [], []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        dense_answers += answer_questions(dense_model, tokenizer, chunk)[0]
+        if focus_model is not None:
+            answers, work = answer_questions(focus_model, tokenizer, chunk)
+            focus_answers += answers
+            fractions += work
+        if progress is not None:
+            progress(start + len(chunk))
+    return EvalReport(
+        questions=len(samples),
+        dense=score_samples(dense_answers, samples),
+        focus=None if focus_model is None else score_samples(focus_answers, samples),
+        work_fraction=None if focus_model is None else float(np.mean(fractions)),
+        focus_config=focus,
+    )
