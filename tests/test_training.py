@@ -10,14 +10,15 @@ from focus_jax import from_pretrained
 from focus_jax.data import build_tokenizer, generate_samples, make_batch
 from focus_jax.demo_model import demo_model_config, demo_task_config
 from focus_jax.models.llava_onevision import modeling
-from focus_jax.training import TrainConfig, answer_accuracy, answer_predictions, make_optimizer, make_train_step, render_batch, train
+from focus_jax.training import (TrainConfig, answer_accuracy, answer_predictions, init_probe, make_optimizer, make_train_step,
+    render_batch, train, visual_targets)
 from tests.task_model import random_model_dir
 
 CFG = demo_model_config()
 
 
 def test_train_config_rejects_bad_values():
-    for bad in (dict(steps=0), dict(batch_size=0), dict(warmup_steps=10, steps=10), dict(learning_rate=0.0), dict(final_lr_fraction=2.0)):
+    for bad in (dict(steps=0), dict(batch_size=0), dict(warmup_steps=10, steps=10), dict(learning_rate=0.0), dict(final_lr_fraction=2.0), dict(aux_weight=-1.0)):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 
@@ -26,30 +27,50 @@ def test_a_fixed_batch_is_fitted():
     """Thirty steps on one batch drive its loss far down: gradients reach every block."""
     cfg = TrainConfig(steps=30, batch_size=4, learning_rate=3e-3, warmup_steps=3)
     optimizer = make_optimizer(cfg)
-    params = modeling.init_params(CFG, jax.random.key(0))
-    state = optimizer.init(params)
-    step = make_train_step(CFG, optimizer)
-    batch = {k: jnp.asarray(v) for k, v in render_batch(demo_task_config(), 0, 4, CFG.video_token_count(8), 0).items()}
+    init = {"model": modeling.init_params(CFG, jax.random.key(0)), "probe": init_probe(CFG, jax.random.key(1))}
+    state, opt_state = init, optimizer.init(init)
+    step = make_train_step(CFG, optimizer, aux_weight=0.5)
+    batch = {k: jnp.asarray(v) for k, v in render_batch(demo_task_config(), 0, 4, CFG.pooled_side, 0).items()}
     losses = []
     for _ in range(cfg.steps):
-        params, state, loss = step(params, state, batch)
+        state, opt_state, loss = step(state, opt_state, batch)
         losses.append(float(loss))
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     assert losses[-1] < 0.2 * losses[0]
-    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params, modeling.init_params(CFG, jax.random.key(0)))
-    assert all(jax.tree.leaves(moved["vision"])) and all(jax.tree.leaves(moved["projector"]))
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, init)
+    assert all(jax.tree.leaves(moved["model"]["vision"])) and all(jax.tree.leaves(moved["probe"]))
 
 
-def test_train_is_deterministic_and_weight_decay_skips_vectors():
+def test_train_is_deterministic_and_batches_are_indexed_by_step():
     cfg = TrainConfig(steps=2, batch_size=2, warmup_steps=1)
     a = train(CFG, demo_task_config(), cfg)
     b = train(CFG, demo_task_config(), cfg)
     assert len(a.losses) == 2 and a.losses == b.losses
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     # render_batch: batch k holds samples k*B.. of the seed, one fixed padded length
-    batch = render_batch(demo_task_config(), 0, 2, CFG.video_token_count(8), 3)
+    batch = render_batch(demo_task_config(), 0, 2, CFG.pooled_side, 3)
     reference = make_batch(generate_samples(demo_task_config(), 0, 2, 6), build_tokenizer(), num_video_tokens=129, image_size=64, buckets=(161,))
     assert all(np.array_equal(batch[k], reference[k]) for k in reference)
+
+
+def test_visual_targets_name_the_object_under_each_token():
+    """Each object's cells carry its colour/shape class; the rest is background; the
+    pooled 4x4 grid of 16x16-pixel cells is read off the rendered pixels independently."""
+    from focus_jax.data.scene import COLORS, SHAPES
+
+    samples = generate_samples(demo_task_config(), 2, 6)
+    colors, shapes = visual_targets(samples, 4)
+    assert colors.shape == shapes.shape == (6, 128)
+    for sample, c, s in zip(samples, colors, shapes):
+        assert np.array_equal(c == len(COLORS), s == len(SHAPES))  # same cells hold an object
+        frames = sample.frames.astype(np.int32).reshape(8, 4, 16, 4, 16, 3).transpose(0, 1, 3, 2, 4, 5).reshape(128, 256, 3)
+        for obj in sample.scene.objects:
+            rgb = np.array(COLORS[obj.color])
+            painted = (np.abs(frames - rgb).max(axis=-1) <= 2).mean(axis=1)  # fraction of the cell in the exact colour
+            labelled = c == list(COLORS).index(obj.color)
+            assert labelled.any() and np.all(painted[labelled] > 0.05)
+            assert np.all(s[labelled] == SHAPES.index(obj.shape))
+            assert not np.any(labelled & (painted == 0))
 
 
 def test_train_rejects_a_task_at_another_resolution():
