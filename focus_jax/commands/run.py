@@ -501,7 +501,7 @@ def _print_report(console: Console, r: dict) -> None:
     for label, values, versus in rows:
         table.add_row(label, *values, *([versus] if focus_on else []))
     console.print(table)
-    console.print(f"modeled: costmodel ({m['mode']} mode) on the dense systolic array and on Focus, "
+    console.print(f"modeled: costmodel ({m['mode']} mode) on the dense systolic array{' and on Focus' if focus_on else ''}, "
                   f"{r['visual_tokens']} visual + {m['text_tokens']} text tokens, {m['decode_tokens']} decode steps")  # fmt: skip
 
 
