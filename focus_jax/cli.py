@@ -17,7 +17,7 @@ from rich.console import Console
 
 app = typer.Typer(
     name="focus-jax",
-    help="Focus streaming token concentration for video VLMs: run, simulate, tune, generate RTL.",
+    help="Focus streaming token concentration for video VLMs: run a model on a video, evaluate, train the demo model, simulate, tune, generate RTL.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -49,8 +49,9 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate, evaluate, model_info, simulate, train_demo
+    from focus_jax.commands import concentrate, evaluate, model_info, run, simulate, train_demo
 
+    app.command("run")(cli_errors(run.run))
     app.command("eval")(cli_errors(evaluate.evaluate))
     app.command("train-demo")(cli_errors(train_demo.train_demo))
     app.command("concentrate")(cli_errors(concentrate.concentrate))
