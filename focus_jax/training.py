@@ -51,7 +51,7 @@ class TrainConfig:
         ValueError: naming a non-positive size or an out-of-range rate.
     """
 
-    steps: int = 1500
+    steps: int = 1400
     batch_size: int = 32
     learning_rate: float = 2e-3
     warmup_steps: int = 100
@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     data_seed: int = 0
     eval_every: int = 250
-    aux_weight: float = 0.5
+    aux_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("steps", "batch_size"):
@@ -90,25 +90,30 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def visual_targets(samples, grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Colour and shape class of the object covering each pooled visual token.
+def visual_targets(samples, grid: int) -> dict[str, np.ndarray]:
+    """What the auxiliary loss teaches each visual token: the colour, shape and motion of the
+    object covering it, and the clip's object count.
 
     Token ``(f, i, j)`` (frame-major, row-major, as the video's placeholders) covers the
     pixel cell ``[i*H/grid, (i+1)*H/grid) x [j*W/grid, ...)`` of frame ``f`` (the pooled
     ``grid x grid`` layout of LLaVA-OneVision's 2x bilinear pooling). Its class is the object
     with the largest coverage of that cell if it covers at least 15 % of it, else
-    "background" (class ``len(COLORS)`` resp. ``len(SHAPES)``).
+    "background" (class ``len(COLORS)`` resp. ``len(SHAPES)``). Motion classes: the index
+    of the object's direction in ``DIRECTIONS``, ``len(DIRECTIONS)`` for a static object,
+    one more for background.
 
     Args:
         samples: task samples with ``scene``; grid: pooled tokens per frame side.
 
     Returns:
-        ``(colors, shapes)``, each ``(B, F * grid * grid)`` int32.
+        ``token_colors``, ``token_shapes``, ``token_motion``: ``(B, F * grid * grid)``
+        int32; ``object_count``: ``(B,)`` int32, objects in the clip minus one.
     """
-    from focus_jax.data.scene import COLORS, SHAPES, object_masks
+    from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES, object_masks
 
-    colors, shapes = [], []
+    colors, shapes, motion = [], [], []
     color_ids, shape_ids = {c: i for i, c in enumerate(COLORS)}, {s: i for i, s in enumerate(SHAPES)}
+    motion_ids = {d: i for i, d in enumerate(DIRECTIONS)} | {None: len(DIRECTIONS)}
     for sample in samples:
         scene = sample.scene
         masks = object_masks(scene)  # (F, n, H, W)
@@ -120,19 +125,26 @@ def visual_targets(samples, grid: int) -> tuple[np.ndarray, np.ndarray]:
         obj_shape = np.array([shape_ids[o.shape] for o in scene.objects])
         colors.append(np.where(present, obj_color[best], len(COLORS)).reshape(-1))
         shapes.append(np.where(present, obj_shape[best], len(SHAPES)).reshape(-1))
-    return np.stack(colors).astype(np.int32), np.stack(shapes).astype(np.int32)
+        obj_motion = np.array([motion_ids[o.direction] for o in scene.objects])
+        motion.append(np.where(present, obj_motion[best], len(DIRECTIONS) + 1).reshape(-1))
+    return {
+        "token_colors": np.stack(colors).astype(np.int32),
+        "token_shapes": np.stack(shapes).astype(np.int32),
+        "token_motion": np.stack(motion).astype(np.int32),
+        "object_count": np.array([len(s.scene.objects) - 1 for s in samples], np.int32),
+    }
 
 
 def init_probe(model_cfg, key: jax.Array) -> dict:
-    """Linear probe of the auxiliary loss: decoder width -> colour / shape classes (+ background)."""
-    from focus_jax.data.scene import COLORS, SHAPES
+    """Linear probes of the auxiliary loss, decoder width -> classes: colour and shape (+
+    background) of projected visual tokens; motion (directions, static, background) of the
+    decoder's last hidden state at visual tokens; object count at the video's newline token."""
+    from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES
 
     d = model_cfg.text.hidden_size
-    kc, ks = jax.random.split(key)
-    return {
-        "color": jax.random.normal(kc, (d, len(COLORS) + 1), jnp.float32) * d**-0.5,
-        "shape": jax.random.normal(ks, (d, len(SHAPES) + 1), jnp.float32) * d**-0.5,
-    }
+    sizes = {"color": len(COLORS) + 1, "shape": len(SHAPES) + 1, "motion": len(DIRECTIONS) + 2, "count": 4}
+    keys = jax.random.split(key, len(sizes))
+    return {name: jax.random.normal(k, (d, n), jnp.float32) * d**-0.5 for k, (name, n) in zip(keys, sizes.items())}
 
 
 def _cross_entropy(logits, targets):
@@ -148,7 +160,7 @@ def task_loss(state: dict, model_cfg, batch: dict, aux_weight: float) -> jnp.nda
 
     Args:
         state: ``{"model": params, "probe": init_probe(...)}``.
-        batch: ``render_batch`` arrays (``token_colors``/``token_shapes`` used if
+        batch: ``render_batch`` arrays (the ``visual_targets`` ones used if
             ``aux_weight > 0``).
 
     Returns:
@@ -163,10 +175,19 @@ def task_loss(state: dict, model_cfg, batch: dict, aux_weight: float) -> jnp.nda
     hidden = qwen2.prefill(params["language"], model_cfg.text, x, mask, positions).hidden
     loss = modeling.loss_fn(qwen2.logits_from_hidden(params["language"], model_cfg.text, hidden), batch["labels"])[0]
     if aux_weight:
-        grid_tokens = feats[:, :-1]  # drop the newline
-        probe = state["probe"]
-        aux = _cross_entropy(grid_tokens @ probe["color"], batch["token_colors"]) + _cross_entropy(grid_tokens @ probe["shape"], batch["token_shapes"])
-        loss = loss + aux_weight * aux / 2
+        probe, grid_tokens = state["probe"], feats[:, :-1]  # drop the newline
+        # the decoder's states at the video placeholders (contiguous in every row); causal
+        # attention lets a token of frame t see frames <= t, enough to tell its motion
+        start = jnp.argmax(ids == model_cfg.video_token_id, axis=1)
+        video_rows = start[:, None] + jnp.arange(feats.shape[1])
+        video_hidden = jnp.take_along_axis(hidden, video_rows[..., None], axis=1)
+        aux = (
+            _cross_entropy(grid_tokens @ probe["color"], batch["token_colors"])
+            + _cross_entropy(grid_tokens @ probe["shape"], batch["token_shapes"])
+            + _cross_entropy(video_hidden[:, :-1] @ probe["motion"], batch["token_motion"])
+            + _cross_entropy(video_hidden[:, -1] @ probe["count"], batch["object_count"])
+        )
+        loss = loss + aux_weight * aux / 4
     return loss
 
 
@@ -175,7 +196,7 @@ def make_train_step(model_cfg, optimizer: optax.GradientTransformation, aux_weig
 
     ``state``: ``{"model": params, "probe": probe}``; ``batch``: ``render_batch`` arrays
     (``input_ids``, ``attention_mask``, ``labels`` ``(B, L)`` int32,
-    ``pixel_values_videos`` ``(B, F, 3, H, W)`` float32, ``token_colors``/``token_shapes``).
+    ``pixel_values_videos`` ``(B, F, 3, H, W)`` float32, ``visual_targets``).
     """
 
     @jax.jit
@@ -233,8 +254,8 @@ def render_batch(task_cfg, data_seed: int, batch_size: int, grid: int, k: int) -
     """Training batch ``k``: samples ``k*batch_size ..`` of ``data_seed``.
 
     ``make_batch`` arrays padded to one fixed length (video tokens + 32) so every step
-    reuses one compilation, plus ``token_colors``/``token_shapes`` (``visual_targets``
-    for a ``grid x grid`` pooled token grid per frame).
+    reuses one compilation, plus the ``visual_targets`` arrays (``grid x grid`` pooled
+    tokens per frame).
     """
     from focus_jax.data import generate_samples, make_batch
 
@@ -243,8 +264,7 @@ def render_batch(task_cfg, data_seed: int, batch_size: int, grid: int, k: int) -
     batch = make_batch(
         samples, _tokenizer(), num_video_tokens=num_video_tokens, image_size=task_cfg.resolution, buckets=(num_video_tokens + 32,)
     )
-    batch["token_colors"], batch["token_shapes"] = visual_targets(samples, grid)
-    return batch
+    return batch | visual_targets(samples, grid)
 
 
 def _batches(make: Callable[[int], dict], steps: int, workers: int) -> Iterator[dict]:

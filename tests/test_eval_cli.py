@@ -12,7 +12,7 @@ from focus_jax.cli import app
 from focus_jax.data import build_tokenizer, generate_samples, make_batch, score_samples
 from focus_jax.demo_model import DEMO_FOCUS, demo_task_config, read_focus_config
 from focus_jax.qa_eval import EVAL_SEED, evaluate
-from tests.task_model import random_model_dir
+from task_model import random_model_dir
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def _one_line_error(result, *fragments):
 def test_eval_errors(tmp_path):
     _one_line_error(runner.invoke(app, ["eval", "--model", str(tmp_path / "missing")]), "does not exist")
     _one_line_error(runner.invoke(app, ["eval", "--model", str(tmp_path)]), "config.json")
-    from tests import llava_tiny
+    import llava_tiny
 
     _one_line_error(runner.invoke(app, ["eval", "--model", str(llava_tiny.checkpoint()[1])]), "synthetic video QA task")
     bad = tmp_path / "focus.json"

@@ -19,7 +19,7 @@ import typer
 
 def train_demo(
     out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created)."),
-    steps: int = typer.Option(1200, min=1, help="Optimiser steps."),
+    steps: int = typer.Option(1400, min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(32, min=1, help="Clips per step."),
     learning_rate: float = typer.Option(2e-3, min=0.0, help="Peak AdamW learning rate."),
     seed: int = typer.Option(0, min=0, help="Initialisation seed."),
