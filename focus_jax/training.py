@@ -51,9 +51,9 @@ class TrainConfig:
         ValueError: naming a non-positive size or an out-of-range rate.
     """
 
-    steps: int = 1400
-    batch_size: int = 32
-    learning_rate: float = 2e-3
+    steps: int = 5000
+    batch_size: int = 8
+    learning_rate: float = 1.5e-3
     warmup_steps: int = 100
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.05
