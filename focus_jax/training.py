@@ -14,8 +14,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import queue
-import threading
 import time
 from typing import Callable, Iterator
 
@@ -268,23 +266,23 @@ def render_batch(task_cfg, data_seed: int, batch_size: int, grid: int, k: int) -
 
 
 def _batches(make: Callable[[int], dict], steps: int, workers: int) -> Iterator[dict]:
-    """``make(k)`` for ``k < steps`` in order, rendered ahead of use: by one thread
-    (``workers == 0``) or by a pool of ``workers`` processes (spawned: JAX must not fork)."""
-    if workers == 0:
-        items: queue.Queue = queue.Queue(maxsize=2)
-        threading.Thread(target=lambda: [items.put(make(k)) for k in range(steps)], daemon=True).start()
-        for _ in range(steps):
-            yield items.get()
-        return
+    """``make(k)`` for ``k < steps`` in order, rendered ahead of use by one background thread
+    (``workers == 0``) or by ``workers`` processes (spawned: JAX must not fork). An
+    exception in ``make`` is raised here, at the batch that failed."""
     import concurrent.futures
     import multiprocessing
 
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = collections.deque(pool.submit(make, k) for k in range(min(steps, 2 * workers)))
+    if workers == 0:
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+    else:
+        executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    ahead = 2 * max(workers, 1)
+    with executor:
+        pending = collections.deque(executor.submit(make, k) for k in range(min(steps, ahead)))
         for k in range(steps):
             batch = pending.popleft().result()
-            if k + len(pending) + 1 < steps:
-                pending.append(pool.submit(make, k + len(pending) + 1))
+            if k + ahead < steps:
+                pending.append(executor.submit(make, k + ahead))
             yield batch
 
 

@@ -99,3 +99,17 @@ def test_teacher_forced_accuracy_matches_greedy_generation():
     np.testing.assert_array_equal(answer_predictions(model.params, model.config, train_batch), first)
     answer_ids = np.array([tok(s.answer, add_special_tokens=False)["input_ids"][0] for s in samples])
     assert answer_accuracy(model.params, model.config, train_batch) == float(np.mean(first == answer_ids))
+
+
+def test_a_failing_batch_raises_instead_of_hanging():
+    from focus_jax.training import _batches
+
+    def make(k):
+        if k == 2:
+            raise ValueError("clip 2 failed")
+        return {"k": k}
+
+    batches = _batches(make, 5, workers=0)
+    assert [next(batches)["k"] for _ in range(2)] == [0, 1]
+    with pytest.raises(ValueError, match="clip 2 failed"):
+        next(batches)

@@ -64,22 +64,14 @@ def evaluate(
     """Evaluate a task model on held-out synthetic video questions, dense and with Focus."""
     from rich.progress import Progress
 
-    from focus_jax.config import FocusConfig
+    from focus_jax.commands.run import read_focus_file
     from focus_jax.data import TaskConfig, generate_samples
     from focus_jax.qa_eval import EVAL_SEED, evaluate as run_eval
 
     loaded, model_dir, default_focus = load_task_model(model)
     focus = None
     if not no_focus:
-        if focus_config is not None:
-            if not focus_config.is_file():
-                raise FileNotFoundError(f"Focus configuration {focus_config} does not exist")
-            try:
-                focus = FocusConfig.from_dict(json.loads(focus_config.read_text()))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise ValueError(f"{focus_config} is not a valid Focus configuration: {exc}") from None
-        else:
-            focus = default_focus
+        focus = default_focus if focus_config is None else read_focus_file(focus_config)
         if focus is None:
             raise ValueError(f"{model_dir} has no focus_config.json; pass --focus-config or --no-focus")
     task = TaskConfig(num_frames=frames, resolution=loaded.config.vision.image_size)

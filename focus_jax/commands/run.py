@@ -39,6 +39,7 @@ __all__ = [
     "SEQ_BUCKET",
     "VideoModel",
     "choose_focus",
+    "read_focus_file",
     "check_sec_layers",
     "load_video_model",
     "encode_video_prompt",
@@ -89,7 +90,12 @@ def check_sec_layers(focus: Optional[FocusConfig], num_layers: int) -> None:
         )
 
 
-def _read_focus_file(path: Path) -> FocusConfig:
+def read_focus_file(path: Path) -> FocusConfig:
+    """A ``FocusConfig`` from a JSON file of its fields (``FocusConfig.to_dict``).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a valid configuration (named).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--focus-config file not found: {path}")
@@ -135,7 +141,7 @@ def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: 
         _read_model_config(model_dir)  # a directory that is not a model fails here, before any decoding
         return None
     num_layers = _read_model_config(model_dir).text.num_layers
-    focus = _read_focus_file(config_file) if config_file is not None else read_focus_config(model_dir)
+    focus = read_focus_file(config_file) if config_file is not None else read_focus_config(model_dir)
     if focus is None:
         paper = paper_config("llava_onevision")
         steps = [(layer, a) for layer, a in zip(paper.sec_layers, paper.sec_alphas) if layer < num_layers]
