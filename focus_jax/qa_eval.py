@@ -50,16 +50,16 @@ class EvalReport:
         return self.focus.accuracy / self.dense.accuracy
 
     def to_dict(self) -> dict:
+        """JSON-ready summary: overall numbers, ``per_family`` dense/Focus reports, the config."""
+        dense = self.dense.to_dict()["per_family"]
+        focus = None if self.focus is None else self.focus.to_dict()["per_family"]
         return {
             "questions": self.questions,
             "dense_accuracy": self.dense.accuracy,
             "focus_accuracy": None if self.focus is None else self.focus.accuracy,
             "focus_retention": self.retention,
             "work_fraction": self.work_fraction,
-            "per_family": {
-                family: {"dense": self.dense.to_dict()["per_family"][family], "focus": None if self.focus is None else self.focus.to_dict()["per_family"][family]}
-                for family in self.dense.to_dict()["per_family"]
-            },
+            "per_family": {family: {"dense": row, "focus": None if focus is None else focus[family]} for family, row in dense.items()},
             "focus_config": None if self.focus_config is None else self.focus_config.to_dict(),
         }
 

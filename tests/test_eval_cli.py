@@ -66,6 +66,12 @@ def test_eval_errors(tmp_path):
     bad = tmp_path / "focus.json"
     bad.write_text('{"similarity_threshold": 3}')
     _one_line_error(runner.invoke(app, ["eval", "--model", str(random_model_dir()), "--focus-config", str(bad)]), "similarity_threshold")
+    import shutil
+
+    corrupt = tmp_path / "corrupt_model"
+    shutil.copytree(random_model_dir(), corrupt)
+    (corrupt / "focus_config.json").write_text("{not json")
+    _one_line_error(runner.invoke(app, ["eval", "--model", str(corrupt)]), "focus_config.json")
 
 
 def test_train_demo_writes_a_loadable_checkpoint(tmp_path):
