@@ -67,9 +67,9 @@ def test_report_fields_and_focus_statistics(report, clip, model_dir):
     assert FIELDS <= set(report)
     assert (report["video"], report["model"], report["frames"], report["visual_tokens"]) == (str(clip), str(model_dir), 8, 128)
     assert report["focus_config"] == DEMO_FOCUS.to_dict()  # the checkpoint's focus_config.json
-    # SEC after layers 1 and 2 keeps int(128 * 0.5) then int(128 * 0.25) tokens
-    assert report["kept_tokens_per_layer"] == [128, 128, 64, 32]
-    assert report["kept_tokens_per_sec_layer"] == [{"layer": 1, "kept_tokens": 64}, {"layer": 2, "kept_tokens": 32}]
+    # SEC at the last layer (3) keeps int(128 * 0.25) tokens for its MLP; all 128 enter every layer
+    assert report["kept_tokens_per_layer"] == [128, 128, 128, 128]
+    assert report["kept_tokens_per_sec_layer"] == [{"layer": 3, "kept_tokens": 32}]
     assert list(report["sparsity_per_gemm"]) == list(GEMM_NAMES)
     assert all(0 <= s <= 1 for s in report["sparsity_per_gemm"].values())
     assert 0 < report["work_fraction"] < 1
@@ -152,7 +152,7 @@ def test_demo_shows_real_footage_and_a_synthetic_clip_with_its_answer(model_dir)
     assert real["video"] == str(demo_video_path()) and "expected" not in real
     assert synthetic["expected"] and synthetic["prompt"] == QUESTION
     for r in (real, synthetic):
-        assert FIELDS <= set(r) and r["frames"] == 8 and r["kept_tokens_per_layer"] == [128, 128, 64, 32]
+        assert FIELDS <= set(r) and r["frames"] == 8 and r["kept_tokens_per_sec_layer"] == [{"layer": 3, "kept_tokens": 32}]
 
 
 def _empty_video(path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from focus_jax.data import (
-    IGNORE_INDEX, TaskConfig, VOCABULARY, build_tokenizer, encode_example, generate_samples, make_batch,
+    IGNORE_INDEX, TaskConfig, VOCABULARY, build_tokenizer, encode_example, generate_samples, make_batch, make_packed_batch,
     preprocess_frames, video_token_count,
 )
 from focus_jax.data.batching import bucket_length
@@ -121,6 +121,44 @@ def test_make_batch_training(tok, samples):
         labelled = batch["labels"][row][batch["labels"][row] != IGNORE_INDEX]
         assert tok.decode(labelled.tolist(), skip_special_tokens=True) == s.answer
         np.testing.assert_array_equal(batch["pixel_values_videos"][row], preprocess_frames(s.frames, 64))
+
+
+def test_packed_batch_layout(tok, samples):
+    """One prefix, then each question's segment exactly as ``encode_example`` lays it out
+    after the prefix, with positions restarting after the prefix and its own segment id."""
+    n = video_token_count(4, 64, 8)
+    questions = [[(s.question, s.answer), ("how many shapes are there?", "two")][: 1 + row % 2] for row, s in enumerate(samples)]
+    batch = make_packed_batch(samples, questions, tok, num_video_tokens=n, image_size=64, length=192)
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "positions", "segment_ids", "pixel_values_videos"}
+    prefix = 3 + n + 1  # <|im_start|> user \n <video>*n \n
+    for row, pairs in enumerate(questions):
+        ids, labels, positions, segments = [], [], [], []
+        for seg, (question, answer) in enumerate(pairs, start=1):
+            full, full_labels = encode_example(tok, question, answer, n)
+            if seg == 1:
+                ids, labels, positions, segments = full[:prefix], full_labels[:prefix], list(range(prefix)), [0] * prefix
+            ids, labels = ids + full[prefix:], labels + full_labels[prefix:]
+            positions += range(prefix, len(full))
+            segments += [seg] * (len(full) - prefix)
+        k = len(ids)
+        assert batch["input_ids"][row, :k].tolist() == ids and batch["labels"][row, :k].tolist() == labels
+        assert batch["positions"][row, :k].tolist() == positions and batch["segment_ids"][row, :k].tolist() == segments
+        assert batch["attention_mask"][row].tolist() == [1] * k + [0] * (192 - k)
+        assert (batch["labels"][row, k:] == IGNORE_INDEX).all()
+        np.testing.assert_array_equal(batch["pixel_values_videos"][row], preprocess_frames(samples[row].frames, 64))
+
+
+def test_packed_batch_errors(tok, samples):
+    n = video_token_count(4, 64, 8)
+    pairs = [(samples[0].question, samples[0].answer)]
+    with pytest.raises(ValueError, match="one list of questions per sample"):
+        make_packed_batch(samples[:2], [pairs], tok, num_video_tokens=n, image_size=64, length=192)
+    with pytest.raises(ValueError, match="has no question"):
+        make_packed_batch(samples[:1], [[]], tok, num_video_tokens=n, image_size=64, length=192)
+    with pytest.raises(ValueError, match="more than length=64"):
+        make_packed_batch(samples[:1], [pairs], tok, num_video_tokens=n, image_size=64, length=64)
+    with pytest.raises(ValueError, match="outside the tokenizer's vocabulary"):
+        make_packed_batch(samples[:1], [[("what color is the star?", "magenta")]], tok, num_video_tokens=n, image_size=64, length=192)
 
 
 def test_make_batch_generation_is_left_padded(tok, samples):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from focus_jax.data import ANSWERS, FAMILIES, TaskConfig, generate_sample, generate_samples, sample_spec
+from focus_jax.data import ANSWERS, FAMILIES, TaskConfig, generate_sample, generate_samples, sample_spec, scene_questions
 from focus_jax.data.backgrounds import BACKGROUNDS, MAX_BACKGROUND_CHROMA, photo, render_background
 from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES, object_masks, sprite
 from focus_jax.data.task import COUNT_WORDS, QUESTION_TEMPLATES
@@ -254,3 +254,20 @@ def test_question_alone_does_not_give_the_answer():
         chance = 1 / len(ANSWERS[family])
         print(f"{family}: text-only accuracy {np.mean(h):.3f} (chance {chance:.3f})")
         assert np.mean(h) <= chance + 0.1
+
+
+def test_scene_questions_are_answered_by_the_pixels():
+    """Every question ``scene_questions`` asks about a clip (the training data beyond the
+    sample's own question) has the answer the pixel-only solver reads off the frames, lies
+    in its family's answers, and the sample's own question is among them."""
+    asked = collections.Counter()
+    for sample in generate_samples(TaskConfig(), 4, 48):
+        questions = scene_questions(sample.scene)
+        assert (sample.family, sample.question, sample.answer) in questions
+        assert len({q for _, q, _ in questions}) == len(questions)
+        for family, question, answer in questions:
+            assert answer in ANSWERS[family]
+            assert solve(sample.frames, question, family) == answer, (family, question, answer)
+            asked[family] += 1
+    print("questions per family over 48 clips:", dict(asked))
+    assert set(asked) == set(FAMILIES)

@@ -1,6 +1,8 @@
 """``focus_jax.training``: the optimiser learns, training is deterministic, and the cheap
 teacher-forced accuracy agrees with greedy generation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,14 +13,14 @@ from focus_jax.data import build_tokenizer, generate_samples, make_batch
 from focus_jax.demo_model import demo_model_config, demo_task_config
 from focus_jax.models.llava_onevision import modeling
 from focus_jax.training import (TrainConfig, answer_accuracy, answer_predictions, init_probe, make_optimizer, make_train_step,
-    render_batch, train, visual_targets)
+    render_batch, train, training_questions, visual_targets)
 from task_model import random_model_dir
 
 CFG = demo_model_config()
 
 
 def test_train_config_rejects_bad_values():
-    for bad in (dict(steps=0), dict(batch_size=0), dict(warmup_steps=10, steps=10), dict(learning_rate=0.0), dict(final_lr_fraction=2.0), dict(aux_weight=-1.0)):
+    for bad in (dict(steps=0), dict(batch_size=0), dict(warmup_steps=10, steps=10), dict(learning_rate=0.0), dict(final_lr_fraction=2.0), dict(aux_weight=-1.0), dict(questions_per_clip=0)):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 
@@ -52,8 +54,44 @@ def test_train_is_deterministic_and_batches_are_indexed_by_step():
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     # render_batch: batch k holds samples k*B.. of the seed, one fixed padded length
     batch = render_batch(demo_task_config(), 0, 2, CFG.pooled_side, 3)
-    reference = make_batch(generate_samples(demo_task_config(), 0, 2, 6), build_tokenizer(), num_video_tokens=129, image_size=64, buckets=(161,))
-    assert all(np.array_equal(batch[k], reference[k]) for k in reference)
+    reference = make_batch(generate_samples(demo_task_config(), 0, 2, 6), build_tokenizer(), num_video_tokens=129, image_size=64)
+    length = reference["input_ids"].shape[1]
+    assert all(np.array_equal(batch[k][:, :length], reference[k]) for k in ("input_ids", "labels", "attention_mask"))
+    assert np.array_equal(batch["pixel_values_videos"], reference["pixel_values_videos"])
+    assert batch["input_ids"].shape == render_batch(demo_task_config(), 0, 2, CFG.pooled_side, 9)["input_ids"].shape
+
+
+def test_packed_questions_are_computed_as_single_questions():
+    """A training row asking several questions about one clip gives, at every answer
+    token, the logits of the single-question prompt: the packing (segment mask, positions)
+    changes the cost, not the model's function."""
+    from focus_jax.models.qwen2 import modeling as qwen2
+
+    params = modeling.init_params(CFG, jax.random.key(3))
+    task, tok = demo_task_config(), build_tokenizer()
+    packed = render_batch(task, 0, 2, CFG.pooled_side, 5, questions_per_clip=6)
+
+    def answer_logits(batch, packed_rows):
+        ids, mask = jnp.asarray(batch["input_ids"]), jnp.asarray(batch["attention_mask"]) > 0
+        feats = modeling.video_features(params, CFG, jnp.asarray(batch["pixel_values_videos"]))
+        x = modeling.merge_embeddings(qwen2.embed_tokens(params["language"], ids), ids, CFG.video_token_id, feats.reshape(-1, feats.shape[-1]))
+        positions = batch["positions"] if packed_rows else jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
+        segments = batch["segment_ids"] if packed_rows else None
+        hidden = qwen2.prefill(params["language"], CFG.text, x, mask, jnp.asarray(positions), segment_ids=segments).hidden
+        logits = np.asarray(qwen2.logits_from_hidden(params["language"], CFG.text, hidden))
+        labelled = batch["labels"] != modeling.IGNORE_INDEX
+        return [logits[row, np.nonzero(labelled[row])[0] - 1] for row in range(len(logits))]  # rows predicting labels
+
+    got = answer_logits(packed, True)
+    worst = 0.0
+    for row, sample in enumerate(generate_samples(task, 0, 2, 10)):
+        pairs = training_questions(sample, 0, 5, row, 6)
+        assert pairs[0] == (sample.question, sample.answer) and len(set(pairs)) == len(pairs) > 2
+        singles = [dataclasses.replace(sample, question=q, answer=a) for q, a in pairs]
+        want = answer_logits(make_batch(singles, tok, num_video_tokens=129, image_size=64), False)
+        worst = max(worst, float(np.abs(got[row] - np.concatenate(want)).max()))
+    print(f"packed vs single-question logits: max abs diff {worst:.2e}")
+    assert worst < 1e-5
 
 
 def test_visual_targets_name_the_object_under_each_token():

@@ -21,6 +21,7 @@ def train_demo(
     out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created)."),
     steps: int = typer.Option(5000, min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(8, min=1, help="Clips per step."),
+    questions_per_clip: int = typer.Option(1, min=1, help="Questions asked about each clip, packed in one row."),
     learning_rate: float = typer.Option(1.5e-3, min=0.0, help="Peak AdamW learning rate."),
     seed: int = typer.Option(0, min=0, help="Initialisation seed."),
     data_seed: int = typer.Option(0, min=0, help="Training-data seed."),
@@ -38,7 +39,7 @@ def train_demo(
     if (out / "config.json").exists() and not overwrite:
         raise ValueError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed, data_seed=data_seed,
-                      warmup_steps=min(80, steps - 1))  # fmt: skip
+                      warmup_steps=min(80, steps - 1), questions_per_clip=questions_per_clip)  # fmt: skip
     model_cfg, task = demo_model_config(), demo_task_config()
     held_out = generate_samples(task, data_seed + 1, 240)
     eval_batch = make_batch(held_out, build_tokenizer(), num_video_tokens=model_cfg.video_token_count(task.num_frames),

@@ -24,7 +24,7 @@ from focus_jax.data.tokenizer import IM_END, UNK_TOKEN, VIDEO_TOKEN, prompt_text
 
 __all__ = [
     "IGNORE_INDEX", "SIGLIP_MEAN", "SIGLIP_STD", "preprocess_frames", "video_token_count",
-    "encode_prompt", "encode_example", "bucket_length", "make_batch", "iterate_batches",
+    "encode_prompt", "encode_example", "bucket_length", "make_batch", "make_packed_batch", "iterate_batches",
 ]
 
 #: Label value without a loss (transformers' ``CrossEntropyLoss`` ignore index).
@@ -235,6 +235,71 @@ def make_batch(
     if with_answers:
         out["labels"] = labels
     return out
+
+
+def make_packed_batch(
+    samples: Sequence,
+    questions: Sequence[Sequence[tuple[str, str]]],
+    tokenizer,
+    *,
+    num_video_tokens: int,
+    image_size: int,
+    length: int,
+    mean: Sequence[float] = SIGLIP_MEAN,
+    std: Sequence[float] = SIGLIP_STD,
+) -> dict[str, np.ndarray]:
+    """Training arrays that ask several questions about each clip in one row.
+
+    Row ``b`` holds the shared prefix ``<|im_start|> user \\n <video>*V \\n`` of clip ``b``
+    once, then one segment ``{question} <|im_end|> \\n <|im_start|> assistant \\n {answer}
+    <|im_end|>`` per ``(question, answer)`` of ``questions[b]``. ``segment_ids`` (0 on the
+    prefix, ``s`` on segment ``s``) let every segment attend only to the prefix and itself
+    (``attention.causal_attention``), and each segment's positions continue from the
+    prefix, so every segment is computed exactly as the single-question example
+    ``encode_example`` would be, at the cost of one vision pass and one prefix.
+
+    Args:
+        samples: ``B >= 1`` samples (``frames``), same frame count.
+        questions: per sample, ``>= 1`` ``(question, answer)`` pairs.
+        length: padded row length.
+
+    Returns:
+        ``input_ids``, ``attention_mask``, ``labels``, ``positions`` (RoPE positions),
+        ``segment_ids``: ``(B, length)`` int32; ``pixel_values_videos``
+        ``(B, F, 3, image_size, image_size)`` float32.
+
+    Raises:
+        ValueError: ``samples`` and ``questions`` differ in length, a sample has no
+            question, a row exceeds ``length``, or as ``encode_example``.
+    """
+    if not samples or len(samples) != len(questions):
+        raise ValueError(f"need one list of questions per sample, got {len(questions)} for {len(samples)} samples")
+    video_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+    batch = len(samples)
+    arrays = {
+        name: np.full((batch, length), fill, np.int32)
+        for name, fill in (("input_ids", tokenizer.pad_token_id), ("attention_mask", 0), ("labels", IGNORE_INDEX), ("positions", 1), ("segment_ids", 0))
+    }
+    for row, pairs in enumerate(questions):
+        if not pairs:
+            raise ValueError(f"sample {row} has no question")
+        ids, labels, positions, segments = [], [], [], []
+        for seg, (question, answer) in enumerate(pairs, start=1):
+            full, full_labels = encode_example(tokenizer, question, answer, num_video_tokens)
+            prefix = len(full) - full[::-1].index(video_id) + 1  # through the "\n" after the video
+            if not ids:
+                ids, labels, positions, segments = full[:prefix], full_labels[:prefix], list(range(prefix)), [0] * prefix
+            tail = full[prefix:]
+            ids += tail
+            labels += full_labels[prefix:]
+            positions += range(prefix, prefix + len(tail))
+            segments += [seg] * len(tail)
+        if len(ids) > length:
+            raise ValueError(f"row {row} needs {len(ids)} tokens, more than length={length}")
+        for name, values in (("input_ids", ids), ("labels", labels), ("positions", positions), ("segment_ids", segments), ("attention_mask", [1] * len(ids))):
+            arrays[name][row, : len(values)] = values
+    arrays["pixel_values_videos"] = np.stack([preprocess_frames(s.frames, image_size, mean, std) for s in samples])
+    return arrays
 
 
 def iterate_batches(

@@ -33,7 +33,7 @@ from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES, Scene, SceneObject,
 
 __all__ = [
     "FAMILIES", "ANSWERS", "QUESTION_TEMPLATES", "TaskConfig", "QASpec", "VideoQASample",
-    "sample_spec", "generate_sample", "generate_samples",
+    "sample_spec", "generate_sample", "generate_samples", "scene_questions",
 ]
 
 FAMILIES: tuple[str, ...] = ("color", "shape", "direction", "count", "moving", "first")
@@ -266,3 +266,27 @@ def generate_samples(config: TaskConfig, seed: int, count: int, start: int = 0) 
     _check_int("count", count, 0)
     _check_int("start", start, 0)
     return [generate_sample(config, seed, i) for i in range(start, start + count)]
+
+
+def scene_questions(scene: Scene) -> list[tuple[str, str, str]]:
+    """Every question of the task that ``scene`` answers unambiguously, as
+    ``(family, question, answer)``, in ``FAMILIES`` order, objects in scene order.
+
+    ``color`` and ``shape`` for every object (colours and shapes are distinct in a scene),
+    ``direction`` for every moving object, ``count`` always, ``moving`` when exactly one
+    object moves, ``first`` when exactly one object is in frame 0. The question a sample
+    was generated with is among them with the same answer. Training asks several of them
+    about one rendered clip (one vision pass, several answers).
+    """
+    objs = scene.objects
+    movers = [o for o in objs if o.moves]
+    in_first_frame = [o for o in objs if o.appear == 0]
+    out = [("color", QUESTION_TEMPLATES["color"].format(shape=o.shape), o.color) for o in objs]
+    out += [("shape", QUESTION_TEMPLATES["shape"].format(color=o.color), o.shape) for o in objs]
+    out += [("direction", QUESTION_TEMPLATES["direction"].format(color=o.color, shape=o.shape), o.direction) for o in movers]
+    out.append(("count", QUESTION_TEMPLATES["count"], COUNT_WORDS[len(objs) - 1]))
+    if len(movers) == 1:
+        out.append(("moving", QUESTION_TEMPLATES["moving"], movers[0].color))
+    if len(in_first_frame) == 1:
+        out.append(("first", QUESTION_TEMPLATES["first"], in_first_frame[0].shape))
+    return out

@@ -15,7 +15,9 @@ rows, so every product is one batched GEMM ``(B*Hkv, rows*G, hd) x (B*Hkv, hd, k
 Masking: row ``i`` reads column ``j`` when ``j <= i`` (index order: after SEC the kept
 tokens keep their original order, so this equals comparing original positions) and key
 ``j`` is valid; every row also reads itself, so padding rows stay finite (their outputs
-are never used).
+are never used). Optional segment ids pack several continuations of one shared prefix in
+a row (training: several questions about one video): segment 0 is the prefix, read by
+every row; a row of segment ``s > 0`` also reads the earlier tokens of segment ``s`` only.
 
 Numerics: scores, softmax and the weighted sum accumulate in float32; the output is
 rounded to the query dtype.
@@ -37,7 +39,7 @@ def _heads_major(x):
     return x.transpose(0, 2, 1, 3).reshape(b * h, t, d)
 
 
-def _flash(qb, row_pos, k, v, key_valid, block_k):
+def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
     """Online-softmax attention of one row block.
 
     Args:
@@ -46,6 +48,7 @@ def _flash(qb, row_pos, k, v, key_valid, block_k):
             causal limit inside the cache).
         k, v: ``(B*Hkv, T, hd)`` keys and values visible to the block.
         key_valid: ``(B*Hkv, T)`` bool.
+        row_seg, key_seg: ``(B*Hkv, R)`` and ``(B*Hkv, T)`` int32 segment ids, or None.
 
     Returns:
         ``(B*Hkv, R, hd)`` float32.
@@ -58,13 +61,22 @@ def _flash(qb, row_pos, k, v, key_valid, block_k):
         k = jnp.pad(k, ((0, 0), (0, pad), (0, 0)))
         v = jnp.pad(v, ((0, 0), (0, pad), (0, 0)))
         key_valid = jnp.pad(key_valid, ((0, 0), (0, pad)))
+        if key_seg is not None:
+            key_seg = jnp.pad(key_seg, ((0, 0), (0, pad)))
+    if key_seg is not None:  # fold the segment rule into per-row key validity
+        same = (key_seg[:, None, :] == 0) | (key_seg[:, None, :] == row_seg[:, :, None])  # (BK, R, T)
+        key_valid = key_valid[:, None, :] & same
     chunks = lambda a: a.reshape((bk, n, block_k) + a.shape[2:]).swapaxes(0, 1)
+    if key_valid.ndim == 3:  # (BK, R, T): chunk the key axis
+        key_valid = key_valid.reshape(bk, r, n, block_k).transpose(2, 0, 1, 3)
+    else:
+        key_valid = chunks(key_valid)
 
     def step(carry, xs):
         m, denom, acc = carry
         kc, vc, valid, first = xs
         s = jnp.matmul(qb, kc.swapaxes(1, 2), preferred_element_type=jnp.float32)  # (BK, R, block_k)
-        allowed = valid[:, None, :]
+        allowed = valid if valid.ndim == 3 else valid[:, None, :]
         if row_pos is not None:
             cols = first + jnp.arange(block_k)
             allowed = (allowed & (cols[None, :] <= row_pos[:, None])[None]) | (cols[None, :] == row_pos[:, None])[None]
@@ -78,12 +90,20 @@ def _flash(qb, row_pos, k, v, key_valid, block_k):
 
     init = (jnp.full((bk, r), _NEG, jnp.float32), jnp.zeros((bk, r), jnp.float32), jnp.zeros((bk, r, hd), jnp.float32))
     firsts = jnp.arange(n, dtype=jnp.int32) * block_k
-    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), chunks(key_valid), firsts))
+    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), key_valid, firsts))
     return acc / denom[..., None]
 
 
 def causal_attention(
-    q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, key_valid: jnp.ndarray, *, scale: float, block_q: int = 256, block_k: int = 256
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    key_valid: jnp.ndarray,
+    *,
+    scale: float,
+    segment_ids: jnp.ndarray | None = None,
+    block_q: int = 256,
+    block_k: int = 256,
 ) -> jnp.ndarray:
     """Causal grouped-query self-attention of a prefill.
 
@@ -92,6 +112,8 @@ def causal_attention(
         k, v: ``(B, S, Hkv, hd)`` rotated keys and values, ``Hq % Hkv == 0``.
         key_valid: ``(B, S)`` bool, False at padding.
         scale: score scale (``hd ** -0.5``).
+        segment_ids: ``(B, S)`` int, or None (one sequence per row): 0 marks the shared
+            prefix, ``s > 0`` a continuation that reads the prefix and its own earlier tokens.
         block_q, block_k: query rows per block and keys per chunk (speed/memory only).
 
     Returns:
@@ -103,12 +125,15 @@ def causal_attention(
     qh = (q * jnp.asarray(scale, q.dtype)).reshape(b, s, hkv, g, hd).transpose(0, 2, 1, 3, 4)  # (B, Hkv, S, G, hd)
     kh, vh = _heads_major(k), _heads_major(v)
     valid = jnp.repeat(key_valid, hkv, axis=0)  # (B*Hkv, S), matching _heads_major's order
+    seg = None if segment_ids is None else jnp.repeat(jnp.asarray(segment_ids, jnp.int32), hkv, axis=0)
     outs = []
     for lo in range(0, s, block_q):
         hi = min(s, lo + block_q)
         qb = qh[:, :, lo:hi].reshape(b * hkv, (hi - lo) * g, hd)
         row_pos = jnp.repeat(jnp.arange(lo, hi, dtype=jnp.int32), g)
-        out = _flash(qb, row_pos, kh[:, :hi], vh[:, :hi], valid[:, :hi], min(block_k, hi))
+        row_seg = None if seg is None else jnp.repeat(seg[:, lo:hi], g, axis=1)
+        key_seg = None if seg is None else seg[:, :hi]
+        out = _flash(qb, row_pos, kh[:, :hi], vh[:, :hi], valid[:, :hi], min(block_k, hi), row_seg, key_seg)
         outs.append(out.reshape(b, hkv, hi - lo, g, hd))
     out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
     return out.transpose(0, 2, 1, 3, 4).reshape(b, s, hq * hd).astype(q.dtype)

@@ -206,7 +206,7 @@ def _apply_rope(x, cos, sin):
 _Identity = lambda name, x: (x, None)  # noqa: E731  (dense: GEMM inputs pass through)
 
 
-def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate):
+def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, segment_ids=None):
     """Pre-norm attention with residual. Returns ``(x, q, k, v, records)``."""
     b, s, _ = x.shape
     records = {}
@@ -218,7 +218,7 @@ def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate):
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
     q_flat, records["query"] = concentrate("query", q.reshape(b, s, cfg.q_size))
     q = q_flat.reshape(q.shape)
-    attn = causal_attention(q, k, v, key_valid, scale=cfg.scale)
+    attn = causal_attention(q, k, v, key_valid, scale=cfg.scale, segment_ids=segment_ids)
     attn, records["o_proj"] = concentrate("o_proj", attn)
     return x + dense(attn, layer["o"]), q, k, v, records
 
@@ -272,6 +272,7 @@ def prefill(
     visual_start: jnp.ndarray | None = None,
     cache_extra: int = 0,
     return_records: bool = False,
+    segment_ids: jnp.ndarray | None = None,
 ) -> PrefillResult:
     """Run the decoder over a whole prompt (batch), with Focus if ``plan`` is given.
 
@@ -286,18 +287,25 @@ def prefill(
             (required with ``plan``); the ``plan.num_visual`` tokens from there are the grid.
         cache_extra: free KV-cache slots to allocate after the prompt (decode steps).
         return_records: also return the SIC records of every layer and GEMM.
+        segment_ids: ``(B, S)`` int (dense only; see ``attention.causal_attention``):
+            several continuations of a shared prefix packed in one row, each attending
+            to the prefix and itself. Used by training; the KV cache is then not meant
+            for decoding.
 
     Returns:
         ``PrefillResult``.
 
     Raises:
-        ValueError: ``plan`` without ``visual_start``, or a shape mismatch.
+        ValueError: ``plan`` without ``visual_start``, ``segment_ids`` with ``plan``, or a
+            shape mismatch.
     """
     b, s, d = embeds.shape
     if d != cfg.hidden_size:
         raise ValueError(f"embeddings have width {d}, the decoder expects {cfg.hidden_size}")
     if plan is not None and visual_start is None:
         raise ValueError("Focus needs visual_start, the index of each prompt's first visual token")
+    if plan is not None and segment_ids is not None:
+        raise ValueError("segment_ids (packed continuations) are supported by the dense prefill only")
     x = embeds
     rows = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
     span = VisualSpan(jnp.asarray(visual_start, jnp.int32)) if plan is not None else None
@@ -316,7 +324,7 @@ def prefill(
 
             def body(h, i):
                 layer = _layer(params["layers"], i)
-                h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, key_valid, concentrate)
+                h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, key_valid, concentrate, segment_ids)
                 h, rec_m = _mlp_block(h, layer, cfg, concentrate)
                 recs = {**rec_a, **rec_m} if return_records and plan is not None else None
                 return h, (k, v, recs)
