@@ -65,3 +65,21 @@ def test_a_segment_ignores_the_others():
     out2 = np.asarray(causal_attention(q, k2, v2, valid, scale=0.5, segment_ids=seg))
     np.testing.assert_array_equal(out[:, 9:], out2[:, 9:])
     assert np.abs(out[:, 5:9] - out2[:, 5:9]).max() > 1.0
+
+
+def test_prefill_refuses_segments_with_a_focus_plan():
+    """Packed continuations are a dense-prefill feature: with Focus, SEC and SIC would mix
+    the segments' rows, so the combination is refused by name."""
+    import jax
+    import jax.numpy as jnp
+
+    from focus_jax import FocusConfig, VisualGeometry
+    from focus_jax.models.focus_hooks import FocusPlan
+    from focus_jax.models.qwen2 import modeling as qwen2
+
+    cfg = qwen2.Qwen2Config(vocab_size=32, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16)
+    params = qwen2.init_params(cfg, jax.random.key(0))
+    x, valid = jnp.zeros((1, 12, 32)), jnp.ones((1, 12), bool)
+    plan = FocusPlan(FocusConfig(), VisualGeometry(2, 2, 2), num_layers=2, query_rows=4)
+    with pytest.raises(ValueError, match="segment_ids .* dense prefill only"):
+        qwen2.prefill(params, cfg, x, valid, jnp.arange(12)[None], plan=plan, visual_start=jnp.array([0]), segment_ids=jnp.zeros((1, 12), int))

@@ -283,17 +283,15 @@ def make_packed_batch(
     for row, pairs in enumerate(questions):
         if not pairs:
             raise ValueError(f"sample {row} has no question")
-        ids, labels, positions, segments = [], [], [], []
-        for seg, (question, answer) in enumerate(pairs, start=1):
-            full, full_labels = encode_example(tokenizer, question, answer, num_video_tokens)
-            prefix = len(full) - full[::-1].index(video_id) + 1  # through the "\n" after the video
-            if not ids:
-                ids, labels, positions, segments = full[:prefix], full_labels[:prefix], list(range(prefix)), [0] * prefix
-            tail = full[prefix:]
-            ids += tail
+        encoded = [encode_example(tokenizer, question, answer, num_video_tokens) for question, answer in pairs]
+        first = encoded[0][0]
+        prefix = len(first) - first[::-1].index(video_id) + 1  # through the "\n" after the video
+        ids, labels, positions, segments = first[:prefix], encoded[0][1][:prefix], list(range(prefix)), [0] * prefix
+        for seg, (full, full_labels) in enumerate(encoded, start=1):
+            ids += full[prefix:]
             labels += full_labels[prefix:]
-            positions += range(prefix, prefix + len(tail))
-            segments += [seg] * len(tail)
+            positions += range(prefix, len(full))
+            segments += [seg] * (len(full) - prefix)
         if len(ids) > length:
             raise ValueError(f"row {row} needs {len(ids)} tokens, more than length={length}")
         for name, values in (("input_ids", ids), ("labels", labels), ("positions", positions), ("segment_ids", segments), ("attention_mask", [1] * len(ids))):

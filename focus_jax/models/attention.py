@@ -63,20 +63,15 @@ def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
         key_valid = jnp.pad(key_valid, ((0, 0), (0, pad)))
         if key_seg is not None:
             key_seg = jnp.pad(key_seg, ((0, 0), (0, pad)))
-    if key_seg is not None:  # fold the segment rule into per-row key validity
-        same = (key_seg[:, None, :] == 0) | (key_seg[:, None, :] == row_seg[:, :, None])  # (BK, R, T)
-        key_valid = key_valid[:, None, :] & same
     chunks = lambda a: a.reshape((bk, n, block_k) + a.shape[2:]).swapaxes(0, 1)
-    if key_valid.ndim == 3:  # (BK, R, T): chunk the key axis
-        key_valid = key_valid.reshape(bk, r, n, block_k).transpose(2, 0, 1, 3)
-    else:
-        key_valid = chunks(key_valid)
 
     def step(carry, xs):
         m, denom, acc = carry
-        kc, vc, valid, first = xs
+        kc, vc, valid, segs, first = xs
         s = jnp.matmul(qb, kc.swapaxes(1, 2), preferred_element_type=jnp.float32)  # (BK, R, block_k)
-        allowed = valid if valid.ndim == 3 else valid[:, None, :]
+        allowed = valid[:, None, :]
+        if segs is not None:  # the prefix (segment 0) and the row's own segment
+            allowed = allowed & ((segs[:, None, :] == 0) | (segs[:, None, :] == row_seg[:, :, None]))
         if row_pos is not None:
             cols = first + jnp.arange(block_k)
             allowed = (allowed & (cols[None, :] <= row_pos[:, None])[None]) | (cols[None, :] == row_pos[:, None])[None]
@@ -90,7 +85,8 @@ def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
 
     init = (jnp.full((bk, r), _NEG, jnp.float32), jnp.zeros((bk, r), jnp.float32), jnp.zeros((bk, r, hd), jnp.float32))
     firsts = jnp.arange(n, dtype=jnp.int32) * block_k
-    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), key_valid, firsts))
+    segs = None if key_seg is None else chunks(key_seg)
+    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), chunks(key_valid), segs, firsts))
     return acc / denom[..., None]
 
 
