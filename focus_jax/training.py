@@ -5,8 +5,8 @@ through the same forward as inference (vision tower, projector, Qwen2 prefill), 
 auxiliary visual-token loss (``visual_targets``). Each clip can be asked several
 questions (``TrainConfig.questions_per_clip``, ``training_questions``) packed in one row
 behind one copy of the video (``make_packed_batch``; a segment mask makes each question
-see only the video and itself), so one vision pass yields several answers. The optimiser is AdamW with linear
-warm-up and cosine decay, global-norm clipping. Batches are fresh samples of
+see only the video and itself), so one vision pass yields several answers. The optimiser
+is AdamW with linear warm-up and cosine decay, global-norm clipping. Batches are fresh samples of
 ``focus_jax.data`` (batch ``k`` holds samples ``k*B .. (k+1)*B - 1`` of ``data_seed``),
 rendered by a background thread while the previous step runs.
 
