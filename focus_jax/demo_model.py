@@ -80,10 +80,11 @@ def demo_model_config():
 
 
 def demo_task_config():
-    """``focus_jax.data.TaskConfig`` the demo model is trained and evaluated on."""
+    """``focus_jax.data.TaskConfig`` the demo model is trained and evaluated on: objects on
+    whole 8 x 8 patches (``align=DEMO_PATCH_SIZE``)."""
     from focus_jax.data import TaskConfig
 
-    return TaskConfig(num_frames=DEMO_FRAMES, resolution=DEMO_IMAGE_SIZE)
+    return TaskConfig(num_frames=DEMO_FRAMES, resolution=DEMO_IMAGE_SIZE, align=DEMO_PATCH_SIZE)
 
 
 def demo_model_dir() -> Path:

@@ -29,6 +29,18 @@ def goal_checks(report: dict) -> dict[str, bool | None]:
     return out
 
 
+def eval_task_config(vision, frames: int):
+    """The ``TaskConfig`` to question a model with ``vision`` (``SiglipVisionConfig``) on:
+    frames of its input size, objects aligned to its patches as the demo model is trained
+    (``demo_task_config``), or free placement where the patch size does not divide the
+    input into at least 8 cells per side (e.g. 384 px with 14 px patches)."""
+    from focus_jax.data import TaskConfig
+
+    side, patch = vision.image_size, vision.patch_size
+    align = patch if side % patch == 0 and side // patch >= 8 else 1
+    return TaskConfig(num_frames=frames, resolution=side, align=align)
+
+
 def load_task_model(model_dir: Optional[Path]):
     """``(model, model_dir, focus_config_or_None)`` of a model trained on the synthetic task.
 
@@ -65,7 +77,7 @@ def evaluate(
     from rich.progress import Progress
 
     from focus_jax.commands.run import read_focus_file
-    from focus_jax.data import TaskConfig, generate_samples
+    from focus_jax.data import generate_samples
     from focus_jax.qa_eval import EVAL_SEED, evaluate as run_eval
 
     loaded, model_dir, default_focus = load_task_model(model)
@@ -74,7 +86,7 @@ def evaluate(
         focus = default_focus if focus_config is None else read_focus_file(focus_config)
         if focus is None:
             raise ValueError(f"{model_dir} has no focus_config.json; pass --focus-config or --no-focus")
-    task = TaskConfig(num_frames=frames, resolution=loaded.config.vision.image_size)
+    task = eval_task_config(loaded.config.vision, frames)
     with Progress(transient=True, disable=as_json) as bar:
         job = bar.add_task("rendering questions", total=questions)
         samples = []

@@ -98,6 +98,9 @@ class SceneObject:
         displacement: ``(dy, dx)`` travelled between the first and the last frame
             (``(0, 0)`` for a static object; otherwise along one axis).
         appear: first frame in which the object is drawn.
+        align: the object moves in whole steps of this many pixels (``start`` and
+            ``displacement`` are multiples of it when the scene is aligned to a patch grid;
+            see ``TaskConfig.align``); 1 moves it to the nearest pixel every frame.
     """
 
     shape: str
@@ -106,6 +109,7 @@ class SceneObject:
     start: tuple[int, int]
     displacement: tuple[int, int] = (0, 0)
     appear: int = 0
+    align: int = 1
 
     @property
     def moves(self) -> bool:
@@ -121,11 +125,13 @@ class SceneObject:
         return next(name for name, d in DIRECTIONS.items() if d == step)
 
     def position(self, t: int, num_frames: int) -> tuple[int, int]:
-        """Top-left ``(y, x)`` at frame ``t``."""
+        """Top-left ``(y, x)`` at frame ``t``: the fraction ``t / (num_frames - 1)`` of the
+        displacement, rounded to whole ``align`` steps."""
         frac = t / (num_frames - 1) if num_frames > 1 else 0.0
+        step = self.align
         return (
-            self.start[0] + int(np.rint(self.displacement[0] * frac)),
-            self.start[1] + int(np.rint(self.displacement[1] * frac)),
+            self.start[0] + step * int(np.rint(self.displacement[0] / step * frac)),
+            self.start[1] + step * int(np.rint(self.displacement[1] / step * frac)),
         )
 
 
