@@ -49,7 +49,7 @@ DEMO_PATCH_SIZE = 8
 
 #: Focus configuration shipped with the demo model (see the module docstring).
 DEMO_FOCUS = FocusConfig(
-    similarity_threshold=0.95, vector_size=32, block_size=2, frame_block_size=2, sec_layers=(3,), sec_alphas=(0.25,)
+    similarity_threshold=0.975, vector_size=32, block_size=2, frame_block_size=2, sec_layers=(3,), sec_alphas=(0.25,)
 )
 
 #: File in a model directory holding the Focus configuration to run it with by default.

@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"families": ("colour",)}, "families"),
         ({"families": ("color", "color")}, "families"),
         ({"backgrounds": ("lena",)}, "backgrounds"),
+        ({"align": 0}, "align"),
+        ({"align": 9}, "align"),  # more than resolution // 8 = 8 px
+        ({"resolution": 96, "align": 7}, "align"),  # does not divide 96
+        ({"align": 2.0}, "align"),
     ],
 )
 def test_invalid_config_names_the_field(kwargs, field):
@@ -175,7 +179,7 @@ def check_scene_ground_truth(spec, frames=None):
             assert masks[t, i].sum() == pytest.approx(expected, rel=1e-5), "object leaves the frame"
         if obj.moves:
             assert (obj.displacement[0] == 0) != (obj.displacement[1] == 0), "motion is along one axis"
-            assert np.abs(obj.displacement).max() >= round(0.3 * res)
+            assert np.abs(obj.displacement).max() >= obj.align * max(1, round(0.3 * res / obj.align))
 
     target, others = objs[0], objs[1:]
     if family == "color":
@@ -209,7 +213,11 @@ def check_scene_ground_truth(spec, frames=None):
             assert solid.any() and np.all(frames[solid] == COLORS[obj.color])
 
 
-@pytest.mark.parametrize("config", [TaskConfig(), TaskConfig(num_frames=16, resolution=96), TaskConfig(num_frames=4, resolution=48)])
+CONFIGS = [TaskConfig(), TaskConfig(num_frames=16, resolution=96), TaskConfig(num_frames=4, resolution=48), TaskConfig(align=8),
+           TaskConfig(num_frames=6, resolution=96, align=12)]  # fmt: skip
+
+
+@pytest.mark.parametrize("config", CONFIGS)
 def test_ground_truth_from_the_scene_and_the_pixels(config):
     for index in range(60):
         spec = sample_spec(config, 5, index)
@@ -222,12 +230,36 @@ def test_ground_truth_from_the_scene_and_the_pixels(config):
     index=st.integers(0, 10**6),
     num_frames=st.integers(4, 24),
     resolution=st.integers(24, 80).map(lambda r: 2 * r),
+    align=st.integers(1, 20),
 )
-def test_ground_truth_property(seed, index, num_frames, resolution):
-    check_scene_ground_truth(sample_spec(TaskConfig(num_frames=num_frames, resolution=resolution), seed, index))
+def test_ground_truth_property(seed, index, num_frames, resolution, align):
+    if resolution % align or resolution // align < 8:
+        align = 1
+    check_scene_ground_truth(sample_spec(TaskConfig(num_frames=num_frames, resolution=resolution, align=align), seed, index))
 
 
-@pytest.mark.parametrize("config", [TaskConfig(), TaskConfig(num_frames=16, resolution=96), TaskConfig(num_frames=4, resolution=48)])
+@pytest.mark.parametrize("config", [TaskConfig(align=8), TaskConfig(num_frames=6, resolution=96, align=12)])
+def test_aligned_objects_sit_on_whole_cells(config):
+    """With ``align`` every object's box covers whole ``align x align`` cells in every frame
+    (what puts each object on whole ViT patches), and objects move in whole cells."""
+    a = config.align
+    for index in range(60):
+        scene = sample_spec(config, 3, index).scene
+        for obj in scene.objects:
+            assert obj.size % a == 0 and obj.size >= a and obj.align == a
+            for t in range(scene.num_frames):
+                y, x = obj.position(t, scene.num_frames)
+                assert y % a == 0 and x % a == 0 and 0 <= y <= config.resolution - obj.size and 0 <= x <= config.resolution - obj.size
+
+
+def test_align_one_is_free_placement():
+    """``align=1`` (the default) places objects to the pixel: sizes and positions that are
+    not multiples of 8 occur."""
+    sizes = {o.size % 8 for i in range(40) for o in sample_spec(TaskConfig(), 2, i).scene.objects}
+    assert sizes - {0}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
 def test_pixel_only_solver_answers_every_question(config):
     """Every answer is determined by the frames alone: a solver that sees only pixels gets 100%."""
     samples = generate_samples(config, 9, 120)

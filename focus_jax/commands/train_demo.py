@@ -21,14 +21,14 @@ def train_demo(
     out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created)."),
     steps: int = typer.Option(5000, min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(8, min=1, help="Clips per step."),
-    questions_per_clip: int = typer.Option(1, min=1, help="Questions asked about each clip, packed in one row."),
+    questions_per_clip: int = typer.Option(4, min=1, help="Questions asked about each clip, packed in one row."),
     learning_rate: float = typer.Option(1.5e-3, min=0.0, help="Peak AdamW learning rate."),
     seed: int = typer.Option(0, min=0, help="Initialisation seed."),
     data_seed: int = typer.Option(0, min=0, help="Training-data seed."),
     workers: int = typer.Option(0, min=0, help="Processes rendering clips (0: one background thread)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing checkpoint in --out."),
 ) -> None:
-    """Train the embedded demo model (about 32 minutes on 2 CPU cores) and write it to --out."""
+    """Train the embedded demo model (about 37 minutes on 2 CPU cores) and write it to --out."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
