@@ -87,3 +87,18 @@ def test_train_demo_writes_a_loadable_checkpoint(tmp_path):
     assert LlavaOnevisionForConditionalGeneration.from_pretrained(out).config.video_token_index == build_tokenizer().convert_tokens_to_ids("<video>")
     assert AutoTokenizer.from_pretrained(out).decode([5, 6]) == build_tokenizer().decode([5, 6])
     _one_line_error(runner.invoke(app, ["train-demo", "--out", str(out), "--steps", "2"]), "--overwrite")
+
+
+def test_eval_questions_a_model_on_its_patch_grid():
+    """``eval`` renders the demo task (objects on whole patches) for the demo architecture
+    and falls back to free placement where the patches do not tile the frame into >= 8
+    cells per side (a real LLaVA-OneVision: 384 px, 14 px patches)."""
+    import dataclasses
+
+    from focus_jax.commands.evaluate import eval_task_config
+    from focus_jax.demo_model import demo_model_config
+
+    vision = demo_model_config().vision
+    assert eval_task_config(vision, 8) == demo_task_config()
+    assert eval_task_config(dataclasses.replace(vision, image_size=384, patch_size=14), 8).align == 1
+    assert eval_task_config(dataclasses.replace(vision, image_size=64, patch_size=16), 6).align == 1

@@ -96,7 +96,9 @@ def test_packed_questions_are_computed_as_single_questions():
 
 def test_visual_targets_name_the_object_under_each_token():
     """Each object's cells carry its colour/shape class; the rest is background; the
-    pooled 4x4 grid of 16x16-pixel cells is read off the rendered pixels independently."""
+    pooled 4x4 grid of 16x16-pixel cells is read off the rendered pixels independently.
+    An object can go unlabelled only where it fills less than 15 % of every cell (on the
+    patch-aligned demo task: a star or cross straddling four cells, ~10 % of their frames)."""
     from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES
 
     samples = generate_samples(demo_task_config(), 2, 6)
@@ -111,7 +113,7 @@ def test_visual_targets_name_the_object_under_each_token():
             rgb = np.array(COLORS[obj.color])
             painted = (np.abs(frames - rgb).max(axis=-1) <= 2).mean(axis=1)  # fraction of the cell in the exact colour
             labelled = c == list(COLORS).index(obj.color)
-            assert labelled.any() and np.all(painted[labelled] > 0.05)
+            assert (labelled.any() or painted.max() < 0.15) and np.all(painted[labelled] > 0.05)
             assert np.all(s[labelled] == SHAPES.index(obj.shape))
             assert np.all(m[labelled] == (list(DIRECTIONS).index(obj.direction) if obj.moves else len(DIRECTIONS)))
             assert not np.any(labelled & (painted == 0))
