@@ -33,11 +33,12 @@ def eval_task_config(vision, frames: int):
     """The ``TaskConfig`` to question a model with ``vision`` (``SiglipVisionConfig``) on:
     frames of its input size, objects aligned to its patches as the demo model is trained
     (``demo_task_config``), or free placement where the patch size does not divide the
-    input into at least 8 cells per side (e.g. 384 px with 14 px patches)."""
+    input into at least ``MIN_ALIGN_CELLS`` cells per side (e.g. 384 px with 14 px patches)."""
     from focus_jax.data import TaskConfig
+    from focus_jax.data.task import MIN_ALIGN_CELLS
 
     side, patch = vision.image_size, vision.patch_size
-    align = patch if side % patch == 0 and side // patch >= 8 else 1
+    align = patch if side % patch == 0 and side // patch >= MIN_ALIGN_CELLS else 1
     return TaskConfig(num_frames=frames, resolution=side, align=align)
 
 

@@ -33,7 +33,7 @@ from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES, Scene, SceneObject,
 
 __all__ = [
     "FAMILIES", "ANSWERS", "QUESTION_TEMPLATES", "TaskConfig", "QASpec", "VideoQASample",
-    "sample_spec", "generate_sample", "generate_samples", "scene_questions",
+    "sample_spec", "generate_sample", "generate_samples", "scene_questions", "MIN_ALIGN_CELLS",
 ]
 
 FAMILIES: tuple[str, ...] = ("color", "shape", "direction", "count", "moving", "first")
@@ -64,6 +64,9 @@ _SIZE_RANGE = (0.22, 0.30)
 _TRAVEL_RANGE = (0.30, 0.45)
 # Chance that a non-target object moves in families where motion is a distractor.
 _DISTRACTOR_MOTION = {"color": 0.4, "shape": 0.4, "first": 0.4, "count": 0.3}
+#: Fewest ``align`` cells per frame side (``TaskConfig.align``): 4 static objects of 0.22 x
+#: the side, each rounded to at least one cell, always fit with one-cell gaps.
+MIN_ALIGN_CELLS = 8
 _MARGIN = 1  # px between an object and the frame border
 _GAP = 2  # px between the swept boxes of two objects
 _PLACEMENT_RESTARTS = 200
@@ -93,7 +96,7 @@ class TaskConfig:
             object tokens after 200 vision-only steps), while objects at arbitrary
             sub-patch offsets leave it at 51 % after 900 (41 % in a model trained 5000
             steps on the full task; see the README). It must divide ``resolution`` into
-            at least 8 cells per side.
+            at least ``MIN_ALIGN_CELLS`` (8) cells per side.
 
     Raises:
         ValueError: naming the invalid field.
@@ -110,7 +113,7 @@ class TaskConfig:
         _check_int("resolution", self.resolution, 48, 512)
         if self.resolution % 2:
             raise ValueError(f"resolution must be even (H.264 needs even frame sides), got {self.resolution}")
-        _check_int("align", self.align, 1, self.resolution // 8)
+        _check_int("align", self.align, 1, self.resolution // MIN_ALIGN_CELLS)
         if self.resolution % self.align:
             raise ValueError(f"align ({self.align}) must divide resolution ({self.resolution})")
         for field, allowed in (("families", FAMILIES), ("backgrounds", BACKGROUNDS)):
