@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import llava_tiny as tiny
+from focus_jax.errors import InputError
 from focus_jax.models.checkpoint import CheckpointError
 from focus_jax.models.llava_onevision import LlavaOnevision
 from focus_jax.models.llava_onevision import params as llava_params
@@ -92,9 +93,9 @@ def test_pickled_weights_are_refused(tmp_path):
 
 
 def test_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         LlavaOnevision.from_pretrained(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(InputError, match="config.json"):
         LlavaOnevision.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(llava_params.config_to_hf(tiny.jax_model().config)))
     with pytest.raises(CheckpointError, match="no model weights"):

@@ -8,7 +8,12 @@ are then mechanical and strict:
 - a tensor the rules expect but the checkpoint lacks -> ``CheckpointError`` naming it;
 - a checkpoint tensor no rule claims -> ``CheckpointError`` naming it;
 - a tensor whose shape differs from what the config implies -> ``CheckpointError``
-  naming it, with both shapes.
+  naming it, with both shapes;
+- a tensor that is not floating point (every weight is), or holds NaN/Inf (after the
+  cast to the parameter dtype: a float64 value beyond float32's range counts) ->
+  ``CheckpointError`` naming it;
+- a parameter dtype that is not floating point (``int8``, ``bool``: every weight would be
+  truncated) -> ``CheckpointError``.
 
 Layout conversions (``kind``): ``linear`` (PyTorch ``(out, in)`` <-> ``(in, out)``),
 ``conv`` (``(D, C, p, p)`` <-> ``(C*p*p, D)``), ``copy`` (same layout).
@@ -25,7 +30,10 @@ import numpy as np
 
 from focus_jax.models.safetensors_io import CheckpointError
 
-__all__ = ["KeyRule", "hf_shape", "load_tensors", "export_tensors", "CheckpointError"]
+__all__ = ["CheckpointError", "KeyRule", "export_tensors", "hf_shape", "load_tensors", "param_dtype"]
+
+#: Parameter dtypes a checkpoint may be loaded in.
+PARAM_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +95,25 @@ def _set(tree: dict, path, value):
     tree[path[-1]] = value
 
 
+def param_dtype(dtype) -> np.dtype:
+    """The numpy dtype for parameter dtype ``dtype`` (bfloat16 as ``ml_dtypes.bfloat16``).
+
+    Raises:
+        CheckpointError: ``dtype`` is not one of ``PARAM_DTYPES``.
+    """
+    try:
+        name = jnp.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name not in PARAM_DTYPES:
+        raise CheckpointError(f"parameter dtype must be one of {', '.join(PARAM_DTYPES)}, got {name}")
+    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype == np.dtype(ml_dtypes.bfloat16) or np.issubdtype(dtype, np.floating)
+
+
 def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract: dict, dtype) -> dict:
     """Build the parameter pytree from checkpoint ``tensors`` with ``rules``.
 
@@ -100,8 +127,10 @@ def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract:
         The parameter pytree of numpy arrays (stacked over layers where the rules say).
 
     Raises:
-        CheckpointError: missing, unexpected or mis-shaped tensors, each named.
+        CheckpointError: missing, unexpected, mis-shaped, non-float or non-finite tensors,
+            each named; a non-float ``dtype``.
     """
+    np_dtype = param_dtype(dtype)
     claimed = {r.key for r in rules}
     unexpected = sorted(set(tensors) - claimed)
     if unexpected:
@@ -109,7 +138,6 @@ def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract:
     missing = [r.key for r in rules if r.key not in tensors]
     if missing:
         raise CheckpointError(f"checkpoint is missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    np_dtype = np.dtype(ml_dtypes.bfloat16) if jnp.dtype(dtype) == jnp.bfloat16 else np.dtype(jnp.dtype(dtype).name)
     out: dict = {}
     stacks: dict[tuple, list] = {}
     for rule in rules:
@@ -118,7 +146,12 @@ def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract:
         array = tensors[rule.key]
         if tuple(array.shape) != tuple(want):
             raise CheckpointError(f"tensor {rule.key!r} has shape {tuple(array.shape)}, the config implies {tuple(want)}")
-        value = np.asarray(_to_jax(array, rule)).astype(np_dtype)
+        if not _is_float(np.dtype(array.dtype)):
+            raise CheckpointError(f"tensor {rule.key!r} has dtype {array.dtype}; weights must be floating point")
+        with np.errstate(over="ignore"):  # an overflowing cast is reported below as non-finite
+            value = np.asarray(_to_jax(array, rule)).astype(np_dtype)
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"tensor {rule.key!r} holds NaN or infinite values (in {np_dtype.name})")
         if rule.layer is None:
             _set(out, rule.path, value)
         else:

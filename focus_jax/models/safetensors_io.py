@@ -1,13 +1,12 @@
 """Reading and writing Hugging Face checkpoints in the safetensors format, without torch.
 
-Why not ``safetensors.numpy``: it cannot represent bfloat16 (numpy has no such dtype), and
-real checkpoints (``llava-hf/*``) are stored in bfloat16 or float16. The format is small
-and fully specified (https://huggingface.co/docs/safetensors): an 8-byte little-endian
-header length, a JSON header mapping each tensor name to ``dtype``, ``shape`` and
-``data_offsets`` (relative to the end of the header), then the raw row-major bytes. This
-module reads tensors as memory-mapped numpy views (bfloat16 through ``ml_dtypes``), so a
-7B checkpoint is not copied into memory twice, and writes files that ``safetensors`` and
-transformers load.
+Reading goes through the ``safetensors`` library (``safe_open(..., framework="numpy")``;
+bfloat16 arrives as ``ml_dtypes.bfloat16``, which ``import ml_dtypes`` registers with
+numpy). The library validates the header before any tensor is read: a header length past
+the end of the file, invalid JSON, an unknown dtype, a shape whose byte size overflows,
+and byte ranges that overlap, leave gaps or run past the end of the file are refused
+(``CheckpointError``, naming the file and the library's reason). Writing uses
+``safetensors.numpy.save_file``.
 
 Only safetensors are accepted: pickled ``.bin``/``.pt`` checkpoints are refused, because
 unpickling runs arbitrary code from the file.
@@ -16,81 +15,50 @@ unpickling runs arbitrary code from the file.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
-import ml_dtypes
+import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, which safe_open's numpy backend needs)
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from focus_jax.errors import InputError
 
 __all__ = ["CheckpointError", "read_checkpoint", "read_safetensors", "write_checkpoint", "write_safetensors"]
 
-#: safetensors dtype names <-> numpy dtypes (the ones a VLM checkpoint uses).
-_DTYPES = {
-    "F64": np.dtype(np.float64),
-    "F32": np.dtype(np.float32),
-    "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "I64": np.dtype(np.int64),
-    "I32": np.dtype(np.int32),
-    "I16": np.dtype(np.int16),
-    "I8": np.dtype(np.int8),
-    "U8": np.dtype(np.uint8),
-    "BOOL": np.dtype(np.bool_),
-}
-_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+#: safetensors dtypes a checkpoint may hold (the library knows more, e.g. F8_*, which
+#: numpy cannot represent).
+SUPPORTED_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _INDEX_NAME = "model.safetensors.index.json"
 _SINGLE_NAME = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint directory or file is missing, malformed, or does not fit the model."""
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of one ``.safetensors`` file as read-only, memory-mapped numpy arrays.
+    """All tensors of one ``.safetensors`` file as numpy arrays.
 
     Returns:
         ``{name: array}`` in the file's dtypes (bfloat16 as ``ml_dtypes.bfloat16``).
 
     Raises:
-        CheckpointError: the file is truncated, its header is not valid JSON, a tensor has
-            an unknown dtype, or its byte range does not match its shape.
+        CheckpointError: the file is truncated or its header invalid (see the module
+            docstring), or a tensor has a dtype outside ``SUPPORTED_DTYPES`` (named).
     """
     path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise CheckpointError(f"{path}: too short to be a safetensors file")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > size - 8:
-            raise CheckpointError(f"{path}: header length {header_len} exceeds the file size {size}")
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: header is not a JSON object")
-    header.pop("__metadata__", None)
-    data_start = 8 + header_len
-    if not header:
-        return {}
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=(size - data_start,))
-    tensors = {}
-    for name, info in header.items():
-        try:
-            dtype = _DTYPES[info["dtype"]]
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: tensor {name!r} has an unsupported or malformed entry {info!r}") from None
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if end - begin != nbytes or begin < 0 or end > raw.shape[0]:
-            raise CheckpointError(f"{path}: tensor {name!r} byte range [{begin}, {end}) does not hold shape {shape} of {info['dtype']}")
-        tensors[name] = raw[begin:end].view(dtype).reshape(shape)
-    return tensors
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in SUPPORTED_DTYPES:
+                    raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype}, which focus-jax does not load")
+            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({' '.join(str(exc).split())})") from None
 
 
 def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
@@ -98,20 +66,20 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
     ``model.safetensors.index.json`` with its shards.
 
     Raises:
-        FileNotFoundError: ``directory`` does not exist.
-        CheckpointError: no safetensors weights (pickled ``.bin``/``.pt`` files are refused
+        CheckpointError: ``directory`` does not exist, no safetensors weights (pickled ``.bin``/``.pt`` files are refused
             with the reason), a shard named by the index is missing, a tensor appears in
             two shards, or the index's ``weight_map`` disagrees with the shards.
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"checkpoint directory not found: {directory}")
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
     index = directory / _INDEX_NAME
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{index}: not a safetensors index ({exc!r})") from None
+        from focus_jax.inputs.jsonfile import read_json_object
+
+        weight_map = read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) and "/" not in v for v in weight_map.values()):
+            raise CheckpointError(f"{index}: weight_map must map tensor names to shard file names")
         tensors: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
             shard_path = directory / shard
@@ -146,29 +114,17 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> Path:
-    """Write ``tensors`` to one ``.safetensors`` file (names sorted, 8-byte aligned header).
+    """Write ``tensors`` to one ``.safetensors`` file (``safetensors.numpy.save_file``).
 
     Raises:
         CheckpointError: a tensor's dtype has no safetensors name.
     """
     path = Path(path)
-    header: dict = {"__metadata__": dict(metadata or {"format": "pt"})}
-    offset = 0
-    arrays = []
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        if array.dtype not in _NAMES:
-            raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which safetensors cannot store")
-        header[name] = {"dtype": _NAMES[array.dtype], "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
-        offset += array.nbytes
-        arrays.append(array)
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for array in arrays:
-            f.write(array.tobytes())
+    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    try:
+        save_file(arrays, str(path), metadata=dict(metadata or {"format": "pt"}))
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot write {path}: {exc}") from None
     return path
 
 

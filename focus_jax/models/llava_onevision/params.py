@@ -28,6 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from focus_jax.errors import InputError
+from focus_jax.inputs.jsonfile import field, read_json_object
+from focus_jax.inputs.model_dir import check_model_dir
 from focus_jax.models import checkpoint
 from focus_jax.models.checkpoint import CheckpointError, KeyRule
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig, init_params
@@ -56,34 +59,58 @@ def canonical_key(key: str) -> str:
     return key
 
 
+def _pinpoints(d: dict):
+    value = d.get("image_grid_pinpoints")
+    if not value:
+        return LlavaOnevisionConfig.image_grid_pinpoints
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise CheckpointError("config.json: image_grid_pinpoints must be a list of [height, width] pairs")
+    return tuple(tuple(field({"side": v}, "side", None, "config.json: image_grid_pinpoints", "int", lo=1, hi=1 << 16) for v in p)
+                 for p in value)  # fmt: skip
+
+
 def config_from_hf(d: dict) -> LlavaOnevisionConfig:
-    """``LlavaOnevisionConfig`` from a transformers ``config.json`` dict.
+    """``LlavaOnevisionConfig`` from a transformers ``config.json`` dict, every field
+    type- and range-checked (sizes against ``focus_jax.inputs.limits``).
 
     Raises:
-        CheckpointError: not a LLaVA-OneVision config, or unsupported values (named).
+        CheckpointError: not a LLaVA-OneVision config, or a field of the wrong type, out
+            of range or unsupported (named).
     """
+    what = "config.json"
+    if not isinstance(d, dict):
+        raise CheckpointError(f"config.json must hold a JSON object, got {type(d).__name__}")
     model_type = d.get("model_type")
     if model_type != "llava_onevision":
         raise CheckpointError(f"config.json has model_type {model_type!r}; focus-jax loads 'llava_onevision' checkpoints")
-    text = dict(d.get("text_config") or {})
-    tie = bool(d.get("tie_word_embeddings", False) or text.get("tie_word_embeddings", False))
-    vision = d.get("vision_config")
-    if vision is None:  # transformers' default tower for this model type
-        vision = {"hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384, "num_hidden_layers": 26, "num_attention_heads": 16, "vision_use_head": False}
-    layer = d.get("vision_feature_layer", -1)
     try:
+        text = dict(field(d, "text_config", {}, what, "dict"))
+        tie = field(d, "tie_word_embeddings", False, what, "bool") or field(text, "tie_word_embeddings", False, "text_config", "bool")
+        vision = field(d, "vision_config", {}, what, "dict") or {  # transformers' default tower for this model type
+            "hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384, "num_hidden_layers": 26,
+            "num_attention_heads": 16, "vision_use_head": False,
+        }  # fmt: skip
+        layer = d.get("vision_feature_layer", -1)
+        layers = tuple(layer) if isinstance(layer, list) else (layer,)
+        for item in layers:
+            field({"vision_feature_layer": item}, "vision_feature_layer", None, what, "int", lo=-(1 << 16), hi=1 << 16)
+        token = lambda keys, default: field(d, keys[0], d.get(keys[1], default), what, "int", lo=0)
         return LlavaOnevisionConfig(
             vision=siglip_params.config_from_hf(vision),
             text=qwen2_params.config_from_hf(text, tie_word_embeddings=tie),
-            image_token_id=d.get("image_token_index", d.get("image_token_id", 151646)),
-            video_token_id=d.get("video_token_index", d.get("video_token_id", 151647)),
-            projector_hidden_act=d.get("projector_hidden_act", "gelu"),
-            vision_feature_layer=tuple(layer) if isinstance(layer, (list, tuple)) else (layer,),
-            vision_feature_select_strategy=d.get("vision_feature_select_strategy", "full"),
-            multimodal_projector_bias=bool(d.get("multimodal_projector_bias", True)),
-            image_grid_pinpoints=tuple(map(tuple, d["image_grid_pinpoints"])) if d.get("image_grid_pinpoints") else LlavaOnevisionConfig.image_grid_pinpoints,
-            vision_aspect_ratio=d.get("vision_aspect_ratio", "anyres_max_9"),
+            image_token_id=token(("image_token_index", "image_token_id"), 151646),
+            video_token_id=token(("video_token_index", "video_token_id"), 151647),
+            projector_hidden_act=field(d, "projector_hidden_act", "gelu", what, "str"),
+            vision_feature_layer=layers,
+            vision_feature_select_strategy=field(d, "vision_feature_select_strategy", "full", what, "str"),
+            multimodal_projector_bias=field(d, "multimodal_projector_bias", True, what, "bool"),
+            image_grid_pinpoints=_pinpoints(d),
+            vision_aspect_ratio=field(d, "vision_aspect_ratio", "anyres_max_9", what, "str"),
         )
+    except CheckpointError:
+        raise
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
     except ValueError as exc:
         raise CheckpointError(f"config.json: {exc}") from None
 
@@ -126,33 +153,27 @@ def abstract_params(cfg: LlavaOnevisionConfig, dtype=jnp.float32) -> dict:
 
 
 def read_config(directory: str | Path) -> LlavaOnevisionConfig:
-    """Parse ``directory/config.json``.
+    """Parse ``directory/config.json`` (the directory checked by
+    ``focus_jax.inputs.check_model_dir``: no custom code).
 
     Raises:
-        FileNotFoundError: no such directory or no ``config.json``.
-        CheckpointError: unreadable or unsupported config.
+        InputError: no such directory, a file, no ``config.json``, custom code, or a
+            ``config.json`` that is not UTF-8 JSON of an object.
+        CheckpointError: unsupported or malformed config (field named).
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"checkpoint directory not found: {directory}")
-    path = directory / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} has no config.json")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    return config_from_hf(d)
+    directory = check_model_dir(directory)
+    return config_from_hf(read_json_object(directory / "config.json"))
 
 
 def load(directory: str | Path, dtype=jnp.float32) -> tuple[LlavaOnevisionConfig, dict]:
     """Config and parameters (numpy arrays in ``dtype``) of a Hugging Face directory.
 
     Raises:
-        FileNotFoundError: missing directory or ``config.json``.
-        CheckpointError: pickled weights, unknown/missing/mis-shaped tensors (named),
-            unsupported config.
+        InputError: as ``read_config``.
+        CheckpointError: pickled weights, unknown/missing/mis-shaped/non-float/non-finite
+            tensors (named), unsupported config, a non-float ``dtype``.
     """
+    checkpoint.param_dtype(dtype)
     cfg = read_config(directory)
     raw = read_checkpoint(directory)
     tensors: dict[str, np.ndarray] = {}

@@ -19,13 +19,14 @@ bicubic, SigLIP's mean = std = 0.5).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from focus_jax.errors import InputError
+from focus_jax.inputs.jsonfile import MISSING, field, read_json_object
 from focus_jax.models.llava_onevision.modeling import select_best_resolution
 
 __all__ = ["ProcessorConfig", "preprocess_frames", "preprocess_image", "preprocess_images", "expand_placeholders"]
@@ -54,28 +55,48 @@ class ProcessorConfig:
     def from_pretrained(cls, directory: str | Path) -> "ProcessorConfig":
         """Settings from ``directory/preprocessor_config.json``, defaults if there is none.
 
+        Every field is checked: ``size`` a ``{"height", "width"}`` object of sides in
+        ``[1, limit("IMAGE_SIDE")]``; ``image_mean`` three finite numbers; ``image_std``
+        three finite positive numbers; ``rescale_factor`` finite and positive;
+        ``resample`` a PIL filter (0-5); ``image_grid_pinpoints`` ``[height, width]`` pairs.
+
         Raises:
-            ValueError: the file is not valid JSON or its ``size`` is not height/width.
+            InputError: the file is not UTF-8 JSON of an object, or a field is malformed
+                or out of range (named).
         """
         path = Path(directory) / "preprocessor_config.json"
         if not path.is_file():
             return cls()
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc})") from None
-        size = d.get("size", {"height": 384, "width": 384})
-        if "height" not in size or "width" not in size:
-            raise ValueError(f"{path}: size must give height and width, got {size}")
+        d = read_json_object(path)
+        what = str(path)
         default = cls()
+        size = field(d, "size", {"height": 384, "width": 384}, what, "dict")
+        side = lambda key: field(size, key, MISSING, f"{what}: size", "int", lo=1, hi_name="IMAGE_SIDE")
         return cls(
-            size=(int(size["height"]), int(size["width"])),
-            image_mean=tuple(d.get("image_mean", default.image_mean)),
-            image_std=tuple(d.get("image_std", default.image_std)),
-            rescale_factor=float(d.get("rescale_factor", default.rescale_factor)),
-            resample=int(d.get("resample", default.resample)),
-            image_grid_pinpoints=tuple(map(tuple, d.get("image_grid_pinpoints", default.image_grid_pinpoints))),
+            size=(side("height"), side("width")),
+            image_mean=_triple(d, "image_mean", default.image_mean, what, positive=False),
+            image_std=_triple(d, "image_std", default.image_std, what, positive=True),
+            rescale_factor=field(d, "rescale_factor", default.rescale_factor, what, "float", lo=1e-12),
+            resample=field(d, "resample", int(default.resample), what, "int", lo=0, hi=5),
+            image_grid_pinpoints=_pairs(d, "image_grid_pinpoints", default.image_grid_pinpoints, what),
         )
+
+
+def _triple(d: dict, key: str, default, what: str, positive: bool) -> tuple[float, float, float]:
+    value = field(d, key, list(default), what, "list")
+    if len(value) != 3:
+        raise InputError(f"{what}: {key} must hold 3 numbers (R, G, B), got {len(value)}")
+    numbers = tuple(field({key: v}, key, None, what, "float") for v in value)
+    if positive and min(numbers) <= 0:
+        raise InputError(f"{what}: {key} must be positive (it divides the pixels), got {list(numbers)}")
+    return numbers
+
+
+def _pairs(d: dict, key: str, default, what: str) -> tuple[tuple[int, int], ...]:
+    value = field(d, key, [list(p) for p in default], what, "list")
+    if not value or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise InputError(f"{what}: {key} must be a non-empty list of [height, width] pairs")
+    return tuple(tuple(field({key: v}, key, None, what, "int", lo=1, hi=1 << 16) for v in p) for p in value)
 
 
 def _as_uint8_hwc(image) -> np.ndarray:

@@ -7,6 +7,8 @@ self_attn.q_proj.weight``, ..., ``lm_head.weight``) under a caller-given prefix
 
 from __future__ import annotations
 
+from focus_jax.errors import InputError
+from focus_jax.inputs.jsonfile import field
 from focus_jax.models.checkpoint import CheckpointError, KeyRule
 from focus_jax.models.qwen2.modeling import Qwen2Config
 
@@ -47,15 +49,26 @@ def key_rules(cfg: Qwen2Config, prefix: str = "", path: tuple = (), lm_head: boo
 
 
 def _rope_theta(d: dict) -> float:
-    rope = d.get("rope_parameters")
-    if rope is not None:
-        if rope.get("rope_type", "default") != "default":
-            raise CheckpointError(f"text_config.rope_parameters.rope_type {rope.get('rope_type')!r}: only 'default' RoPE is supported")
-        return float(rope.get("rope_theta", d.get("rope_theta", 10000.0)))
-    scaling = d.get("rope_scaling")
+    what = "text_config"
+    rope = field(d, "rope_parameters", {}, what, "dict")
+    if rope:
+        kind = field(rope, "rope_type", "default", f"{what}.rope_parameters", "str")
+        if kind != "default":
+            raise CheckpointError(f"text_config.rope_parameters.rope_type {kind!r}: only 'default' RoPE is supported")
+        return field(rope, "rope_theta", field(d, "rope_theta", 10000.0, what, "float"), f"{what}.rope_parameters", "float", lo=1e-9)
+    scaling = field(d, "rope_scaling", {}, what, "dict")
     if scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default":
         raise CheckpointError(f"text_config.rope_scaling {scaling!r}: only default RoPE is supported")
-    return float(d.get("rope_theta", 10000.0))
+    return field(d, "rope_theta", 10000.0, what, "float", lo=1e-9)
+
+
+def _token_ids(d: dict, key: str, what: str):
+    value = d.get(key)
+    if isinstance(value, list):
+        for item in value:
+            field({key: item}, key, None, what, "int", lo=0)
+        return value
+    return None if value is None else field(d, key, None, what, "int", lo=0)
 
 
 def config_from_hf(d: dict, tie_word_embeddings: bool | None = None) -> Qwen2Config:
@@ -63,38 +76,50 @@ def config_from_hf(d: dict, tie_word_embeddings: bool | None = None) -> Qwen2Con
     fields). ``tie_word_embeddings`` overrides the dict's own flag (LLaVA configs keep it
     at the top level).
 
+    Every field is type- and range-checked (sizes against ``focus_jax.inputs.limits``).
+
     Raises:
-        CheckpointError: not a Qwen2 config, or unsupported features (sliding-window
-            attention, non-default RoPE).
+        CheckpointError: not a Qwen2 config, a field of the wrong type or out of range
+            (named), or unsupported features (sliding-window attention, non-default RoPE).
     """
-    if d.get("model_type", "qwen2") != "qwen2":
-        raise CheckpointError(f"text_config.model_type is {d.get('model_type')!r}; only 'qwen2' is supported")
-    if d.get("use_sliding_window", False):
-        raise CheckpointError("text_config.use_sliding_window is true; sliding-window attention is not supported")
-    heads = d.get("num_attention_heads", 32)
-    hidden = d.get("hidden_size", 4096)
-    kv_heads = d.get("num_key_value_heads") or heads
-    tie = d.get("tie_word_embeddings", False) if tie_word_embeddings is None else tie_word_embeddings
+    what = "text_config"
+    if not isinstance(d, dict):
+        raise CheckpointError(f"config.json: {what} must be a JSON object, got {type(d).__name__}")
     try:
+        model_type = field(d, "model_type", "qwen2", what, "str")
+        if model_type != "qwen2":
+            raise CheckpointError(f"text_config.model_type is {model_type!r}; only 'qwen2' is supported")
+        if field(d, "use_sliding_window", False, what, "bool"):
+            raise CheckpointError("text_config.use_sliding_window is true; sliding-window attention is not supported")
+        size = lambda key, default, limit="WIDTH": field(d, key, default, what, "int", lo=1, hi_name=limit)
+        heads = size("num_attention_heads", 32)
+        hidden = size("hidden_size", 4096)
+        kv_heads = size("num_key_value_heads", heads)
+        head_dim = size("head_dim", max(hidden // heads, 1))
+        tie = field(d, "tie_word_embeddings", False, what, "bool") if tie_word_embeddings is None else tie_word_embeddings
         return Qwen2Config(
-            vocab_size=d.get("vocab_size", 151936),
+            vocab_size=size("vocab_size", 151936, "VOCAB"),
             hidden_size=hidden,
-            intermediate_size=d.get("intermediate_size", 22016),
-            num_layers=d.get("num_hidden_layers", 32),
+            intermediate_size=size("intermediate_size", 22016),
+            num_layers=size("num_hidden_layers", 32, "LAYERS"),
             num_heads=heads,
             num_kv_heads=kv_heads,
-            head_dim=d.get("head_dim") or hidden // heads,
+            head_dim=head_dim,
             rope_theta=_rope_theta(d),
-            rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
-            max_position_embeddings=d.get("max_position_embeddings", 32768),
+            rms_norm_eps=field(d, "rms_norm_eps", 1e-6, what, "float", lo=0.0),
+            max_position_embeddings=size("max_position_embeddings", 32768, "POSITIONS"),
             tie_word_embeddings=bool(tie),
-            hidden_act=d.get("hidden_act", "silu"),
-            bos_token_id=d.get("bos_token_id"),
-            eos_token_id=d.get("eos_token_id"),
-            pad_token_id=d.get("pad_token_id"),
+            hidden_act=field(d, "hidden_act", "silu", what, "str"),
+            bos_token_id=_token_ids(d, "bos_token_id", what),
+            eos_token_id=_token_ids(d, "eos_token_id", what),
+            pad_token_id=_token_ids(d, "pad_token_id", what),
         )
+    except CheckpointError:
+        raise
+    except InputError as exc:
+        raise CheckpointError(f"config.json: {exc}") from None
     except ValueError as exc:
-        raise CheckpointError(f"text_config: {exc}") from None
+        raise CheckpointError(f"config.json: text_config: {exc}") from None
 
 
 def config_to_hf(cfg: Qwen2Config) -> dict:

@@ -7,6 +7,8 @@ Checkpoint names are relative to the tower (``embeddings.patch_embedding.weight`
 
 from __future__ import annotations
 
+from focus_jax.errors import InputError
+from focus_jax.inputs.jsonfile import field
 from focus_jax.models.checkpoint import CheckpointError, KeyRule
 from focus_jax.models.siglip.modeling import SiglipVisionConfig
 
@@ -64,39 +66,48 @@ def key_rules(cfg: SiglipVisionConfig, prefix: str = "", path: tuple = ()) -> li
     return rules
 
 
-def _int_field(d: dict, name: str, default):
+def _int_field(d: dict, name: str, default, limit: str = "WIDTH") -> int:
     value = d.get(name, default)
     if isinstance(value, (list, tuple)):  # transformers allows (h, w) sizes; only squares are supported
-        if len(set(value)) != 1:
+        if len(value) != 2 or len(set(map(repr, value))) != 1:
             raise CheckpointError(f"vision_config.{name} = {value}: only square images/patches are supported")
         value = value[0]
-    return value
+    return field({name: value}, name, default, "vision_config", "int", lo=1, hi_name=limit)
 
 
 def config_from_hf(d: dict) -> SiglipVisionConfig:
     """``SiglipVisionConfig`` from a transformers ``vision_config`` dict (its defaults for
-    missing fields).
+    missing fields), every field type- and range-checked.
 
     Raises:
-        CheckpointError: not a SigLIP vision config, or unsupported values.
+        CheckpointError: not a SigLIP vision config, or a field of the wrong type, out of
+            range or unsupported (named).
     """
-    if d.get("model_type", "siglip_vision_model") != "siglip_vision_model":
-        raise CheckpointError(f"vision_config.model_type is {d.get('model_type')!r}; only 'siglip_vision_model' is supported")
+    what = "vision_config"
+    if not isinstance(d, dict):
+        raise CheckpointError(f"config.json: {what} must be a JSON object, got {type(d).__name__}")
     try:
+        model_type = field(d, "model_type", "siglip_vision_model", what, "str")
+        if model_type != "siglip_vision_model":
+            raise CheckpointError(f"vision_config.model_type is {model_type!r}; only 'siglip_vision_model' is supported")
         return SiglipVisionConfig(
-            hidden_size=d.get("hidden_size", 768),
-            intermediate_size=d.get("intermediate_size", 3072),
-            num_layers=d.get("num_hidden_layers", 12),
-            num_heads=d.get("num_attention_heads", 12),
-            image_size=_int_field(d, "image_size", 224),
-            patch_size=_int_field(d, "patch_size", 16),
-            num_channels=d.get("num_channels", 3),
-            layer_norm_eps=float(d.get("layer_norm_eps", 1e-6)),
-            hidden_act=d.get("hidden_act", "gelu_pytorch_tanh"),
-            use_head=bool(d.get("vision_use_head", True)),
+            hidden_size=_int_field(d, "hidden_size", 768),
+            intermediate_size=_int_field(d, "intermediate_size", 3072),
+            num_layers=_int_field(d, "num_hidden_layers", 12, "LAYERS"),
+            num_heads=_int_field(d, "num_attention_heads", 12),
+            image_size=_int_field(d, "image_size", 224, "IMAGE_SIDE"),
+            patch_size=_int_field(d, "patch_size", 16, "IMAGE_SIDE"),
+            num_channels=_int_field(d, "num_channels", 3),
+            layer_norm_eps=field(d, "layer_norm_eps", 1e-6, what, "float", lo=0.0),
+            hidden_act=field(d, "hidden_act", "gelu_pytorch_tanh", what, "str"),
+            use_head=field(d, "vision_use_head", True, what, "bool"),
         )
+    except CheckpointError:
+        raise
+    except InputError as exc:
+        raise CheckpointError(f"config.json: {exc}") from None
     except ValueError as exc:
-        raise CheckpointError(f"vision_config: {exc}") from None
+        raise CheckpointError(f"config.json: vision_config: {exc}") from None
 
 
 def config_to_hf(cfg: SiglipVisionConfig) -> dict:
