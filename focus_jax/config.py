@@ -12,14 +12,25 @@ import ast
 import csv
 import dataclasses
 import math
+import numbers
 from importlib import resources
+
+from focus_jax.errors import InputError
+from focus_jax.inputs.limits import check_limit
 
 __all__ = ["FocusConfig", "VisualGeometry", "paper_config"]
 
 
-def _require_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _require_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an ``int`` if it is an integer (Python or numpy, not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _is_real(value) -> bool:
+    """A Python or numpy real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +41,8 @@ class VisualGeometry:
     (spec, "Token geometry"). For a single image ``frames = 1``.
 
     Raises:
-        ValueError: a dimension is not a positive integer.
+        InputError: a dimension is not a positive integer (Python or numpy), or ``N``
+            exceeds ``focus_jax.inputs.limits`` ``VISUAL_TOKENS``.
     """
 
     frames: int
@@ -39,7 +51,8 @@ class VisualGeometry:
 
     def __post_init__(self):
         for name in ("frames", "height", "width"):
-            _require_int(f"VisualGeometry.{name}", getattr(self, name))
+            object.__setattr__(self, name, _require_int(f"VisualGeometry.{name}", getattr(self, name)))
+        check_limit(f"the visual-token grid {self.frames}x{self.height}x{self.width}", self.num_tokens, "VISUAL_TOKENS")
 
     @property
     def num_tokens(self) -> int:
@@ -84,8 +97,11 @@ class FocusConfig:
             original number of visual tokens.
         sic: apply similarity concentration (False gives the paper's "SEC only").
 
+    Numbers may be Python or numpy scalars (``np.float32(0.9)``, ``np.int64(32)``); they
+    are stored as Python ``float``/``int``.
+
     Raises:
-        ValueError: naming the field, for any out-of-range value.
+        InputError: naming the field, for any out-of-range or mistyped value.
     """
 
     similarity_threshold: float = 0.9
@@ -99,29 +115,28 @@ class FocusConfig:
 
     def __post_init__(self):
         thr = self.similarity_threshold
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or not -1.0 <= thr <= 1.0:
-            raise ValueError(f"similarity_threshold must be a number in [-1, 1], got {thr!r}")
+        if not _is_real(thr) or not math.isfinite(thr) or not -1.0 <= thr <= 1.0:
+            raise InputError(f"similarity_threshold must be a number in [-1, 1], got {thr!r}")
         object.__setattr__(self, "similarity_threshold", float(thr))
-        _require_int("vector_size", self.vector_size)
-        _require_int("block_size", self.block_size)
-        _require_int("frame_block_size", self.frame_block_size)
+        for name in ("vector_size", "block_size", "frame_block_size"):
+            object.__setattr__(self, name, _require_int(name, getattr(self, name)))
         if self.gemm_m_size is not None:
-            _require_int("gemm_m_size", self.gemm_m_size)
-        layers = tuple(self.sec_layers)
+            object.__setattr__(self, "gemm_m_size", _require_int("gemm_m_size", self.gemm_m_size))
+        for name in ("sec_layers", "sec_alphas"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise InputError(f"{name} must be a list, got {getattr(self, name)!r}")
+        layers = tuple(_require_int("sec_layers", layer, minimum=0) for layer in self.sec_layers)
         alphas = tuple(self.sec_alphas)
-        object.__setattr__(self, "sec_layers", layers)
-        object.__setattr__(self, "sec_alphas", tuple(float(a) if isinstance(a, (int, float)) else a for a in alphas))
-        for layer in layers:
-            _require_int("sec_layers", layer, minimum=0)
         if any(b <= a for a, b in zip(layers, layers[1:])):
-            raise ValueError(f"sec_layers must be strictly increasing, got {layers}")
+            raise InputError(f"sec_layers must be strictly increasing, got {list(layers)}")
         if len(layers) != len(alphas):
-            raise ValueError(f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}")
-        for a in self.sec_alphas:
-            if isinstance(a, bool) or not isinstance(a, float) or not 0.0 < a <= 1.0:
-                raise ValueError(f"sec_alphas must lie in (0, 1], got {alphas}")
+            raise InputError(f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}")
+        if not all(_is_real(a) and 0.0 < a <= 1.0 for a in alphas):
+            raise InputError(f"sec_alphas must lie in (0, 1], got {list(alphas)}")
+        object.__setattr__(self, "sec_layers", layers)
+        object.__setattr__(self, "sec_alphas", tuple(float(a) for a in alphas))
         if not isinstance(self.sic, bool):
-            raise ValueError(f"sic must be a bool, got {self.sic!r}")
+            raise InputError(f"sic must be true or false, got {self.sic!r}")
 
     def replace(self, **changes) -> "FocusConfig":
         """A copy with ``changes`` applied (validated again)."""
@@ -136,11 +151,13 @@ class FocusConfig:
         """A config from ``to_dict``'s output.
 
         Raises:
-            ValueError: an unknown field, or as the constructor.
+            InputError: ``d`` is not a dict, an unknown field, or as the constructor.
         """
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if not isinstance(d, dict):
+            raise InputError(f"a Focus configuration must be a JSON object of FocusConfig fields, got {type(d).__name__}")
+        unknown = sorted(map(str, set(d) - {f.name for f in dataclasses.fields(cls)}))
         if unknown:
-            raise ValueError(f"unknown FocusConfig fields: {', '.join(unknown)}")
+            raise InputError(f"unknown FocusConfig fields: {', '.join(unknown)}")
         return cls(**d)
 
     def sec_alpha(self, layer: int) -> float | None:

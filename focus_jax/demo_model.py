@@ -156,12 +156,12 @@ def read_focus_config(directory: str | Path) -> FocusConfig | None:
     """The Focus configuration stored with a model (``focus_config.json``), or None.
 
     Raises:
-        ValueError: the file exists but is not a valid Focus configuration.
+        InputError: the file exists but is not a valid Focus configuration
+            (``focus_jax.inputs.focus_file.read_focus_file``).
     """
+    from focus_jax.inputs.focus_file import read_focus_file
+
     path = Path(directory) / FOCUS_CONFIG_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
-    try:
-        return FocusConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} is not a valid Focus configuration: {exc}") from None
+    return read_focus_file(path)

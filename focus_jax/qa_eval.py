@@ -12,7 +12,8 @@ Held-out means another data seed than training (``EVAL_SEED``; training uses
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+import itertools
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 
 
 def evaluate(
     model,
-    samples: Sequence,
+    samples: Iterable,
     focus: FocusConfig | None,
     batch_size: int = 50,
     progress: Callable[[int], None] | None = None,
@@ -108,7 +109,10 @@ def evaluate(
 
     Args:
         model: a ``LlavaOnevision`` (its own Focus setting is ignored).
-        samples: task samples with reference ``answer`` and ``family``.
+        samples: task samples with reference ``answer`` and ``family``: a sequence or
+            any iterable (e.g. a generator rendering them lazily); it is consumed
+            ``batch_size`` samples at a time and only answers and families are kept, so
+            memory does not grow with the number of questions.
         focus: Focus configuration, or None for dense only.
         batch_size: prompts per generate call (the last batch may be smaller).
         progress: called with the number of questions done after each batch.
@@ -119,28 +123,30 @@ def evaluate(
     Raises:
         ValueError: no samples, or ``batch_size`` < 1.
     """
-    from focus_jax.data import build_tokenizer, score_samples
+    from focus_jax.data import build_tokenizer, score_answers
 
-    if not samples:
-        raise ValueError("no samples to evaluate")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tokenizer = build_tokenizer()
     dense_model, focus_model = model.with_focus(None), None if focus is None else model.with_focus(focus)
-    dense_answers, focus_answers, fractions = [], [], []
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
+    dense_answers, focus_answers, fractions, references, families = [], [], [], [], []
+    iterator = iter(samples)
+    while chunk := list(itertools.islice(iterator, batch_size)):
+        references += [s.answer for s in chunk]
+        families += [s.family for s in chunk]
         dense_answers += answer_questions(dense_model, tokenizer, chunk)[0]
         if focus_model is not None:
             answers, work = answer_questions(focus_model, tokenizer, chunk)
             focus_answers += answers
             fractions += work
         if progress is not None:
-            progress(start + len(chunk))
+            progress(len(references))
+    if not references:
+        raise ValueError("no samples to evaluate")
     return EvalReport(
-        questions=len(samples),
-        dense=score_samples(dense_answers, samples),
-        focus=None if focus_model is None else score_samples(focus_answers, samples),
+        questions=len(references),
+        dense=score_answers(dense_answers, references, families),
+        focus=None if focus_model is None else score_answers(focus_answers, references, families),
         work_fraction=None if focus_model is None else float(np.mean(fractions)),
         focus_config=focus,
     )

@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.errors import InputError
+from focus_jax.inputs.jsonfile import MISSING, field
+from focus_jax.inputs.limits import check_limit
 
 __all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace"]
 
@@ -52,7 +57,7 @@ class GemmTrace:
     def __post_init__(self):
         shapes = {a.shape for a in (self.mask_zero, self.mask_similar, self.group_index)}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-            raise ValueError(f"GemmTrace arrays must share one (N, V) shape, got {sorted(shapes)}")
+            raise InputError(f"GemmTrace arrays must share one (N, V) shape, got {sorted(shapes)}")
 
     @property
     def num_vectors(self) -> int:
@@ -176,40 +181,134 @@ class FocusTrace:
             np.savez_compressed(f, **arrays)
         return path
 
-    @classmethod
-    def load(cls, path: str | Path) -> "FocusTrace":
-        """Read a trace written by ``save``.
+    def validate(self) -> None:
+        """Check that the arrays agree with the geometry, the model and the configuration.
+
+        ``kept_tokens`` must be ``(num_layers, 2)`` integers in ``[0, N]``; every GEMM
+        trace of a layer in ``[0, num_layers)`` must be ``(N, V)`` with
+        ``N = geometry.num_tokens`` and ``V = ceil(width / vector_size)`` for the GEMM
+        input's width (``hidden_size`` for q_proj and gate_proj, ``num_heads * head_dim``
+        for query and o_proj, ``intermediate_size`` for down_proj), boolean masks and
+        ``group_index`` in ``[0, N * V)``.
 
         Raises:
-            FileNotFoundError: no such file.
-            ValueError: the file is not a focus-trace ``.npz`` of a supported version.
+            InputError: the first disagreement, named.
+        """
+        m, n = self.model, self.geometry.num_tokens
+        layers = self.num_layers
+        kept = np.asarray(self.kept_tokens)
+        if kept.shape != (layers, 2) or not np.issubdtype(kept.dtype, np.integer):
+            raise InputError(f"kept_tokens must be ({layers}, 2) integers, got {kept.shape} {kept.dtype}")
+        if kept.size and (kept.min() < 0 or kept.max() > n):
+            raise InputError(f"kept_tokens must lie in [0, {n}] (the geometry's visual tokens)")
+        widths = {"q_proj": m["hidden_size"], "query": m["num_heads"] * m["head_dim"], "o_proj": m["num_heads"] * m["head_dim"],
+                  "gate_proj": m["hidden_size"], "down_proj": m["intermediate_size"]}  # fmt: skip
+        for (layer, name), g in self.gemms.items():
+            where = f"layer {layer} {name}"
+            if not 0 <= layer < layers or name not in widths:
+                raise InputError(f"{where}: not a traced GEMM input of a {layers}-layer model")
+            v = -(-widths[name] // self.config.vector_size)
+            if g.mask_zero.shape != (n, v):
+                raise InputError(
+                    f"{where}: masks are {g.mask_zero.shape}, but the geometry {self.geometry.frames}x{self.geometry.height}x"
+                    f"{self.geometry.width} and vector_size {self.config.vector_size} imply ({n}, {v})"
+                )
+            if g.mask_zero.dtype != bool or g.mask_similar.dtype != bool or not np.issubdtype(g.group_index.dtype, np.integer):
+                raise InputError(f"{where}: masks must be bool and group_index integer")
+            if g.group_index.size and (g.group_index.min() < 0 or g.group_index.max() >= n * v):
+                raise InputError(f"{where}: group_index must lie in [0, {n * v})")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FocusTrace:
+        """Read a trace written by ``save`` and ``validate`` it.
+
+        Array sizes are checked from the archive's declarations before anything is
+        decompressed: the total against ``limit("TRACE_BYTES")``, each ``.npy`` header's
+        shape against the bytes its member declares (a zip bomb is refused unread).
+
+        Raises:
+            InputError: no such file; not a focus-trace ``.npz`` of a supported version;
+                malformed metadata (field named); arrays too large or disagreeing with the
+                geometry, model or configuration (``validate``).
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"trace file not found: {path}")
+            raise InputError(f"trace file not found: {path}")
         try:
+            headers = _npz_headers(path)
             data = np.load(path, allow_pickle=False)
+            if "__meta__" not in headers or headers["__meta__"][0] != () or headers["__meta__"][1].kind != "U":
+                raise InputError("no __meta__ string")
             meta = json.loads(str(data["__meta__"]))
-        except Exception as exc:  # corrupt zip, missing key, bad JSON
-            raise ValueError(f"{path} is not a focus-jax trace file ({exc})") from None
-        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-            raise ValueError(f"{path}: unsupported trace format {meta.get('format')!r} version {meta.get('version')!r}")
-        config = dict(meta["config"])
-        config["sec_layers"] = tuple(config["sec_layers"])
-        config["sec_alphas"] = tuple(config["sec_alphas"])
-        gemms = {}
-        for layer in meta["layers"]:
-            for name in GEMM_NAMES:
-                prefix = f"L{layer:03d}/{name}/"
-                if prefix + "mask_zero" in data:
-                    gemms[(layer, name)] = GemmTrace(
-                        data[prefix + "mask_zero"], data[prefix + "mask_similar"], data[prefix + "group_index"]
-                    )
-        return cls(
-            geometry=VisualGeometry(**meta["geometry"]),
-            config=FocusConfig(**config),
-            model=meta["model"],
-            text_tokens=meta["text_tokens"],
-            kept_tokens=data["kept_tokens"],
-            gemms=gemms,
-        )
+        except InputError as exc:
+            raise InputError(f"{path} is not a focus-jax trace file ({exc})") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:  # corrupt zip, bad JSON, ...
+            raise InputError(f"{path} is not a focus-jax trace file ({' '.join(str(exc).split())})") from None
+        try:
+            if not isinstance(meta, dict):
+                raise InputError(f"__meta__ must be a JSON object, got {type(meta).__name__}")
+            if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+                raise InputError(f"unsupported trace format {meta.get('format')!r} version {meta.get('version')!r}")
+            geometry = VisualGeometry(**_int_fields(meta, "geometry", ("frames", "height", "width")))
+            config = FocusConfig.from_dict(field(meta, "config", MISSING, "__meta__", "dict"))
+            model = _int_fields(meta, "model", _MODEL_FIELDS)
+            check_limit("__meta__.model.num_layers", model["num_layers"], "LAYERS")
+            text_tokens = field(meta, "text_tokens", MISSING, "__meta__", "int", lo=0, hi_name="POSITIONS")
+            layers = field(meta, "layers", MISSING, "__meta__", "list")
+            for layer in layers:
+                field({"layers": layer}, "layers", None, "__meta__", "int", lo=0, hi=model["num_layers"] - 1)
+            gemms = {}
+            for layer in layers:
+                for name in GEMM_NAMES:
+                    prefix = f"L{layer:03d}/{name}/"
+                    if prefix + "mask_zero" in headers:
+                        try:
+                            arrays = [data[prefix + k] for k in ("mask_zero", "mask_similar", "group_index")]
+                        except KeyError as exc:
+                            raise InputError(f"layer {layer} {name}: missing array {exc}") from None
+                        gemms[(layer, name)] = GemmTrace(*arrays)
+            if "kept_tokens" not in headers:
+                raise InputError("missing array kept_tokens")
+            trace = cls(geometry, config, model, text_tokens, data["kept_tokens"], gemms)
+            trace.validate()
+        except (TypeError, ValueError) as exc:  # InputError included
+            raise InputError(f"{path}: {exc}") from None
+        return trace
+
+
+_MODEL_FIELDS = ("num_layers", "hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "head_dim")
+
+
+def _int_fields(meta: dict, key: str, names: tuple[str, ...]) -> dict:
+    part = field(meta, key, MISSING, "__meta__", "dict")
+    unknown = sorted(map(str, set(part) - set(names)))
+    if unknown:
+        raise InputError(f"__meta__.{key} has unknown fields: {', '.join(unknown)}")
+    return {n: field(part, n, MISSING, f"__meta__.{key}", "int", lo=1, hi_name="WIDTH") for n in names}
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{array name: (shape, dtype)}`` of an ``.npz``, read from the ``.npy`` headers only.
+
+    Raises:
+        InputError: declared sizes above ``limit("TRACE_BYTES")``, a member that is not
+            an ``.npy`` array, an object dtype, or a header whose shape needs more bytes
+            than its member declares.
+    """
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        check_limit("the trace's uncompressed size (bytes)", sum(i.file_size for i in infos), "TRACE_BYTES")
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise InputError(f"member {info.filename!r} is not a .npy array")
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            if dtype.hasobject:
+                raise InputError(f"array {info.filename!r} has an object dtype")
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                raise InputError(f"array {info.filename!r} declares shape {shape} but holds {info.file_size} bytes")
+            out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
+    return out

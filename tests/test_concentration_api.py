@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from focus_jax import FocusConfig, FocusTrace, GemmTrace, VisualGeometry, paper_config
+from focus_jax.errors import InputError
 from focus_jax.concentration import (
     NO_CANDIDATE,
     block_similarity,
@@ -164,7 +165,7 @@ def test_trace_round_trip_and_errors(tmp_path):
         model={"num_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16},
         text_tokens=9,
         kept_tokens=np.array([[24, 24], [24, 9]], np.int32),
-        gemms={(layer, name): gemm(4 if name != "down_proj" else 8) for layer in range(2) for name in ("q_proj", "down_proj")},
+        gemms={(layer, name): gemm(2 if name != "down_proj" else 4) for layer in range(2) for name in ("q_proj", "down_proj")},
     )
     loaded = FocusTrace.load(trace.save(tmp_path / "t.npz"))
     assert loaded.geometry == trace.geometry and loaded.config == trace.config and loaded.model == trace.model
@@ -172,7 +173,7 @@ def test_trace_round_trip_and_errors(tmp_path):
     assert loaded.sparsity() == trace.sparsity()
     for key, g in trace.gemms.items():
         np.testing.assert_array_equal(loaded.gemms[key].group_index, g.group_index)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="not found"):
         FocusTrace.load(tmp_path / "missing.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a focus-jax trace"):

@@ -179,8 +179,9 @@ def test_package_level_from_pretrained():
     from focus_jax import paper_config
 
     _, directory = tiny.checkpoint()
-    model = focus_jax.from_pretrained(directory, focus=paper_config("llava_onevision"), dtype=jnp.bfloat16)
-    assert isinstance(model, LlavaOnevision) and model.focus == paper_config("llava_onevision")
+    focus = paper_config("llava_onevision").replace(sec_layers=(0,), sec_alphas=(0.5,))
+    model = focus_jax.from_pretrained(directory, focus=focus, dtype=jnp.bfloat16)
+    assert isinstance(model, LlavaOnevision) and model.focus == focus
     assert model.params["language"]["embed"].dtype == jnp.bfloat16
     with pytest.raises(TypeError, match="FocusConfig"):
         focus_jax.from_pretrained(directory, focus={"similarity_threshold": 0.9})

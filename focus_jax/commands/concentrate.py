@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -49,14 +50,16 @@ def concentrate(
 
     from focus_jax import FocusConfig, VisualGeometry
     from focus_jax.concentration import similarity_concentration
+    from focus_jax.inputs.limits import check_limit
     from focus_jax.video import decode_video, demo_video_path
 
     if demo == (video is not None):
         raise ValueError("give either a VIDEO path or --demo")
+    geom = VisualGeometry(frames, grid, grid)  # refuses a grid beyond the visual-token limit before decoding
+    check_limit("--grid x --patch (pixels per frame side)", grid * patch, "IMAGE_SIDE")
     path = demo_video_path() if demo else video
     pixels = decode_video(path, frames)
     tokens = jax.device_put(pixel_patch_tokens(pixels, grid, patch))
-    geom = VisualGeometry(frames, grid, grid)
     rows = []
     for thr in threshold:
         cfg = FocusConfig(similarity_threshold=thr, vector_size=vector_size)
@@ -79,7 +82,7 @@ def concentrate(
         print(json.dumps(report))
         return
     console = Console()
-    table = Table(title=f"SIC on {path.name}: {frames} frames x {grid}x{grid} patches of {tokens.shape[1]} channels")
+    table = Table(title=f"SIC on {escape(path.name)}: {frames} frames x {grid}x{grid} patches of {tokens.shape[1]} channels")
     for col in ("threshold", "sparsity", "similar / total vectors", "wall time"):
         table.add_column(col, justify="right")
     for r in rows:

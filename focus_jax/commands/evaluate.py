@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: Goals of the embedded demo model (issue "the main job"): dense accuracy, Focus accuracy
@@ -52,10 +53,9 @@ def load_task_model(model_dir: Optional[Path]):
     import focus_jax
     from focus_jax.data import special_token_ids
     from focus_jax.demo_model import demo_model_dir, read_focus_config
+    from focus_jax.inputs.model_dir import check_model_dir
 
-    model_dir = demo_model_dir() if model_dir is None else Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory {model_dir} does not exist")
+    model_dir = check_model_dir(demo_model_dir() if model_dir is None else model_dir)
     model = focus_jax.from_pretrained(model_dir)
     ids = special_token_ids()
     if model.config.text.vocab_size < ids["vocab_size"] or model.config.video_token_id != ids["video_token_id"]:
@@ -79,6 +79,7 @@ def evaluate(
 
     from focus_jax.commands.run import read_focus_file
     from focus_jax.data import generate_samples
+    from focus_jax.inputs.limits import check_limit
     from focus_jax.qa_eval import EVAL_SEED, evaluate as run_eval
 
     loaded, model_dir, default_focus = load_task_model(model)
@@ -88,13 +89,12 @@ def evaluate(
         if focus is None:
             raise ValueError(f"{model_dir} has no focus_config.json; pass --focus-config or --no-focus")
     task = eval_task_config(loaded.config.vision, frames)
+    check_limit("--questions", questions, "QUESTIONS")
+    # rendered lazily, one generate batch at a time: memory does not grow with --questions
+    samples = (s for start in range(0, questions, batch_size)
+               for s in generate_samples(task, EVAL_SEED if seed is None else seed, min(batch_size, questions - start), start))  # fmt: skip
     with Progress(transient=True, disable=as_json) as bar:
-        job = bar.add_task("rendering questions", total=questions)
-        samples = []
-        for start in range(0, questions, 50):
-            samples += generate_samples(task, EVAL_SEED if seed is None else seed, min(50, questions - start), start)
-            bar.update(job, completed=len(samples))
-        job = bar.add_task("answering (dense + Focus)", total=questions)
+        job = bar.add_task("rendering and answering (dense + Focus)", total=questions)
         report = run_eval(loaded, samples, focus, batch_size, progress=lambda done: bar.update(job, completed=done))
     out = report.to_dict()
     out["goals"] = goal_checks(out)
@@ -111,7 +111,7 @@ def evaluate(
 def _print(out: dict) -> None:
     console = Console()
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    table = Table(title=f"{out['questions']} held-out questions ({out['model']})")
+    table = Table(title=f"{out['questions']} held-out questions ({escape(out['model'])})")
     for col in ("family", "dense", "Focus"):
         table.add_column(col, justify="right")
     for family, row in out["per_family"].items():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -57,7 +58,7 @@ def model_info(
         print(json.dumps(result, indent=2))
         return
     console = Console()
-    console.print(f"[bold]{model}[/]: {counts['total'] / 1e9:.3f} B parameters "
+    console.print(f"[bold]{escape(model)}[/]: {counts['total'] / 1e9:.3f} B parameters "
                   f"(vision {counts['vision'] / 1e6:.1f} M, projector {counts['projector'] / 1e6:.1f} M, "
                   f"language {counts['language'] / 1e6:.1f} M), weights {result['weights_gib']:.2f} GiB in {dtype}")  # fmt: skip
     console.print(f"{frames} frames + {text_tokens} text tokens = {dense.tokens} tokens; eval_shape logits {tuple(logits.shape)}")

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from focus_jax.config import FocusConfig
+from focus_jax.errors import InputError
 
 if TYPE_CHECKING:
     from focus_jax.models.llava_onevision.model import LlavaOnevision
@@ -83,29 +85,21 @@ class VideoModel:
 
 
 def check_sec_layers(focus: Optional[FocusConfig], num_layers: int) -> None:
-    """Raise ``ValueError`` if an SEC layer of ``focus`` is not a layer of a ``num_layers``-layer decoder."""
-    if focus is not None and focus.sec_layers and max(focus.sec_layers) >= num_layers:
-        raise ValueError(
-            f"SEC layers {list(focus.sec_layers)} do not fit the model's {num_layers} decoder layers (0 to {num_layers - 1})"
-        )
+    """Raise ``InputError`` if an SEC layer of ``focus`` is not a layer of a ``num_layers``-layer decoder."""
+    from focus_jax.inputs.focus_file import check_focus_fits
+
+    check_focus_fits(focus, num_layers)
 
 
 def read_focus_file(path: Path) -> FocusConfig:
     """A ``FocusConfig`` from a JSON file of its fields (``FocusConfig.to_dict``).
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not a valid configuration (named).
+        InputError: no such file, or not a valid configuration (named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--focus-config file not found: {path}")
-    try:
-        d = json.loads(path.read_text())
-        if not isinstance(d, dict):
-            raise ValueError("expected a JSON object of FocusConfig fields")
-        return FocusConfig.from_dict(d)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"--focus-config {path} is not a valid Focus configuration: {exc}") from None
+    from focus_jax.inputs.focus_file import read_focus_file
+
+    return read_focus_file(path, f"--focus-config file {path}")
 
 
 def _read_model_config(model_dir: Path):
@@ -114,7 +108,7 @@ def _read_model_config(model_dir: Path):
     try:
         return llava_params.read_config(model_dir)
     except (FileNotFoundError, ValueError) as exc:
-        raise type(exc)(f"--model: {exc}") from None
+        raise InputError(f"--model: {exc}") from None
 
 
 def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: bool = False) -> Optional[FocusConfig]:
@@ -174,29 +168,28 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> Vid
         ValueError: not a LLaVA-OneVision checkpoint (config, weights), no usable tokenizer
             or chat template, or an SEC layer of ``focus`` beyond the decoder.
     """
-    from transformers import AutoTokenizer
-
     from focus_jax import from_pretrained
+    from focus_jax.inputs.model_dir import load_tokenizer
     from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
 
     model_dir = Path(model_dir)
     try:
         model = from_pretrained(model_dir)
     except (FileNotFoundError, ValueError) as exc:
-        raise type(exc)(f"--model: {exc}") from None
+        raise InputError(f"--model: {exc}") from None
     check_sec_layers(focus, model.config.text.num_layers)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"--model: cannot load a tokenizer from {model_dir}: {exc}") from None
+        tokenizer = load_tokenizer(model_dir)
+    except InputError as exc:
+        raise InputError(f"--model: {exc}") from None
     processor = ProcessorConfig.from_pretrained(model_dir)
     return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus)
 
 
 def _check_prompt(prompt: str) -> str:
-    if not prompt or not prompt.strip():
-        raise ValueError("the prompt is empty: give --prompt TEXT")
-    return prompt.strip()
+    from focus_jax.inputs.text import check_prompt
+
+    return check_prompt(prompt)
 
 
 def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
@@ -208,10 +201,11 @@ def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
         ValueError: ``prompt`` is empty, or the rendered prompt does not hold exactly one
             video placeholder (``prompt`` contains one, or the chat template drops it).
     """
+    from focus_jax.inputs.model_dir import render_chat_template
     from focus_jax.models.llava_onevision.preprocessing import expand_placeholders
 
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": _check_prompt(prompt)}]}]
-    text = vm.tokenizer.apply_chat_template(messages, chat_template=vm.chat_template, add_generation_prompt=True, tokenize=False)
+    text = render_chat_template(vm.tokenizer, vm.chat_template, messages, add_generation_prompt=True)
     ids = vm.tokenizer(text, add_special_tokens=False)["input_ids"]
     cfg = vm.model.config
     found = ids.count(cfg.video_token_id)
@@ -401,7 +395,7 @@ def run_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: 
 def _decode_clip(path: Path, frames: int, progress):
     from focus_jax.video import decode_video
 
-    with _stage(progress, f"decoding {Path(path).name}"):
+    with _stage(progress, f"decoding {escape(Path(path).name)}"):
         return decode_video(path, frames)
 
 
@@ -472,15 +466,16 @@ def run_demo(
 def _print_report(console: Console, r: dict) -> None:
     from rich.columns import Columns
 
-    console.rule(f"[bold]{Path(r['video']).name}[/]")
-    console.print(f"{r['frames']} frames, {r['visual_tokens']} visual tokens, {r['prompt_tokens']} prompt tokens; model {r['model']}")
-    console.print(f"[bold]Q:[/] {r['prompt']}")
+    console.rule(f"[bold]{escape(Path(r['video']).name)}[/]")
+    console.print(f"{r['frames']} frames, {r['visual_tokens']} visual tokens, {r['prompt_tokens']} prompt tokens; "
+                  f"model {escape(r['model'])}")  # fmt: skip
+    console.print(f"[bold]Q:[/] {escape(r['prompt'])}")
     if "expected" in r:
-        console.print(f"[bold]expected:[/] {r['expected']}")
+        console.print(f"[bold]expected:[/] {escape(r['expected'])}")
     focus_on = r["focus_config"] is not None
-    console.print(f"[bold]answer{' (Focus)' if focus_on else ''}:[/] {r['answer']!r}")
+    console.print(f"[bold]answer{' (Focus)' if focus_on else ''}:[/] {escape(repr(r['answer']))}")
     if focus_on:
-        console.print(f"[bold]answer (dense):[/] {r['answer_dense']!r}")
+        console.print(f"[bold]answer (dense):[/] {escape(repr(r['answer_dense']))}")
         per_layer = ", ".join(map(str, r["kept_tokens_per_layer"]))
         console.print(f"visual tokens entering decoder layers 0-{len(r['kept_tokens_per_layer']) - 1}: {per_layer}")
         sec = Table(title="SEC: tokens kept")

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 _ACCELERATORS = ("dense", "focus", "sec-only", "adaptiv", "cmc")
@@ -180,7 +181,7 @@ def simulate(
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"{accelerator} on {wl.model.name}, T = {int(wl.visual_tokens)} ({mode} mode)")
+    table = Table(title=f"{escape(accelerator)} on {escape(str(wl.model.name))}, T = {int(wl.visual_tokens)} ({mode} mode)")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for label, value in (
@@ -249,4 +250,4 @@ def _reproduce(output_dir: Path, mode: str, as_json: bool) -> None:
                 *(f"{e[f'speedup_vs_{k}']:.3f} / {e[f'energy_gain_vs_{k}']:.3f}" for k in ("sa", "adaptiv", "cmc", "sec_only_sa")),
             )
         console.print(eff)
-    console.print(f"wrote {csv_path} and {png_path}")
+    console.print(f"wrote {escape(str(csv_path))} and {escape(str(png_path))}")

@@ -16,9 +16,8 @@ from pathlib import Path
 import typer
 
 
-
 def train_demo(
-    out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created)."),
+    out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created; must be empty unless --overwrite)."),
     steps: int = typer.Option(5000, min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(8, min=1, help="Clips per step."),
     questions_per_clip: int = typer.Option(4, min=1, help="Questions asked about each clip, packed in one row."),
@@ -30,14 +29,15 @@ def train_demo(
 ) -> None:
     """Train the embedded demo model (about 37 minutes on 2 CPU cores) and write it to --out."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from focus_jax.data import build_tokenizer, generate_samples, make_batch
     from focus_jax.demo_model import DEMO_FOCUS, demo_model_config, demo_task_config, write_model_dir
+    from focus_jax.inputs.outputs import check_output_dir
     from focus_jax.training import TrainConfig, train
 
-    if (out / "config.json").exists() and not overwrite:
-        raise ValueError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
+    check_output_dir(out, overwrite)  # before the first step: a failed write must not waste the training
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed, data_seed=data_seed,
                       warmup_steps=min(80, steps - 1), questions_per_clip=questions_per_clip)  # fmt: skip
     model_cfg, task = demo_model_config(), demo_task_config()
@@ -64,4 +64,5 @@ def train_demo(
         "loss": result.losses,
     }
     (out / "training_log.json").write_text(json.dumps(log) + "\n")
-    console.print(f"wrote {out} ({result.seconds / 60:.1f} min of training); evaluate it with `focus-jax eval --model {out}`")
+    console.print(f"wrote {escape(str(out))} ({result.seconds / 60:.1f} min of training); "
+                  f"evaluate it with `focus-jax eval --model {escape(str(out))}`")  # fmt: skip

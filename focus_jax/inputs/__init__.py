@@ -9,20 +9,9 @@ the file or field and the problem; the CLI prints it as ``error: ...`` and exits
 - ``model_dir``: a model directory is a directory and ships no custom code (``auto_map``,
   ``*.py``); its tokenizer loads with ``trust_remote_code=False`` and its chat template
   renders in Jinja's sandbox.
+- ``focus_file``: Focus configuration files, and whether a configuration fits a model.
 - ``outputs``: an output directory is usable before any work is done.
+- ``text``: prompts (UTF-8, within the model's context length).
+
+The package imports nothing at import time, so ``focus_jax.config`` can use ``limits``.
 """
-
-from focus_jax.inputs.jsonfile import read_json_object
-from focus_jax.inputs.limits import LIMITS, check_limit
-from focus_jax.inputs.model_dir import check_model_dir, load_tokenizer, render_chat_template
-from focus_jax.inputs.outputs import check_output_dir
-
-__all__ = [
-    "LIMITS",
-    "check_limit",
-    "check_model_dir",
-    "check_output_dir",
-    "load_tokenizer",
-    "read_json_object",
-    "render_chat_template",
-]

@@ -32,7 +32,7 @@ def check_model_dir(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"checkpoint directory not found: {path}")
+        raise InputError(f"checkpoint directory not found: {path} does not exist")
     if not path.is_dir():
         raise InputError(f"{path} is a file, not a checkpoint directory (a Hugging Face model directory is expected)")
     if not (path / "config.json").is_file():

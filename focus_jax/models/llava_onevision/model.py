@@ -20,6 +20,8 @@ import numpy as np
 from jax import lax
 
 from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.inputs.focus_file import check_focus_fits
+from focus_jax.inputs.text import check_context_length
 from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.llava_onevision import modeling, params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
@@ -86,11 +88,14 @@ class LlavaOnevision:
         """Load a Hugging Face LLaVA-OneVision directory (``config.json`` + safetensors).
 
         Raises:
-            FileNotFoundError: missing directory or ``config.json``.
-            CheckpointError: pickled weights, unknown/missing/mis-shaped tensors, or an
-                unsupported config (each error names the tensor or field).
+            InputError: missing directory or ``config.json``, custom code in the directory,
+                an SEC layer of ``focus`` beyond the decoder.
+            CheckpointError: pickled weights, unknown/missing/mis-shaped/non-float/non-finite
+                tensors, a non-float ``dtype``, or an unsupported config (each error names
+                the tensor or field).
         """
         cfg, params = llava_params.load(path, dtype)
+        check_focus_fits(focus if isinstance(focus, FocusConfig) else None, cfg.text.num_layers)
         return cls(cfg, params, focus=focus, dtype=dtype, mesh=mesh)
 
     def save_pretrained(self, path: str | Path) -> list[Path]:
@@ -278,6 +283,7 @@ class LlavaOnevision:
 
         Raises:
             ValueError: bad sampling parameters or inputs (see ``forward``).
+            InputError: prompt + ``max_new_tokens`` exceed ``max_position_embeddings``.
         """
         if not max_new_tokens >= 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -289,6 +295,7 @@ class LlavaOnevision:
         ids = np.asarray(input_ids)
         mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
         b, s = ids.shape
+        check_context_length(int(mask.sum(axis=1).max()), max_new_tokens, text.max_position_embeddings)
         # static buckets: batch to a power of two (repeating the last prompt), length by left padding
         b_pad = 1 << (b - 1).bit_length()
         s_pad = _bucket(s, seq_bucket)

@@ -21,9 +21,12 @@ import numpy as np
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.llava_onevision import params as llava_params
+from focus_jax.errors import InputError
+from focus_jax.inputs.limits import check_limit
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
 
-__all__ = ["KNOWN_CONFIGS", "load_config", "parameter_count", "ActivationMemory", "activation_memory", "check_shapes"]
+__all__ = ["KNOWN_CONFIGS", "load_config", "parameter_count", "ActivationMemory", "activation_memory", "check_shapes",
+           "check_prompt_size"]
 
 #: Shipped configs: short name -> file in ``configs/``.
 KNOWN_CONFIGS = {
@@ -82,6 +85,20 @@ class ActivationMemory:
         return max(self.vision, self.decoder) + self.kv_cache + self.embeddings
 
 
+def check_prompt_size(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int) -> None:
+    """Refuse a prompt size that no model could take: ``frames`` in ``[1, limit("FRAMES")]``,
+    ``text_tokens`` >= 0 and the whole prompt within ``limit("POSITIONS")`` tokens.
+
+    Raises:
+        InputError: naming the value and the limit.
+    """
+    for name, value, lo in (("frames", frames, 1), ("text tokens", text_tokens, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
+    check_limit("frames", int(frames), "FRAMES")
+    check_limit("the prompt's tokens", cfg.video_token_count(int(frames)) + int(text_tokens), "POSITIONS")
+
+
 def activation_memory(
     cfg: LlavaOnevisionConfig,
     frames: int,
@@ -97,7 +114,11 @@ def activation_memory(
     With ``focus``, layers after each SEC layer hold the kept tokens only (their KV cache
     shrinks accordingly); SIC's own float32 temporaries (about three copies of the largest
     GEMM input's visual part) are added to the decoder peak.
+
+    Raises:
+        InputError: ``frames`` or ``text_tokens`` out of range (``check_prompt_size``).
     """
+    check_prompt_size(cfg, frames, text_tokens)
     b = jnp.dtype(dtype).itemsize
     v, t = cfg.vision, cfg.text
     p2 = v.num_patches
@@ -127,10 +148,12 @@ def check_shapes(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, 
         The abstract logits ``ShapeDtypeStruct`` ``(1, S_out, vocab)``.
 
     Raises:
+        InputError: ``frames`` or ``text_tokens`` out of range (``check_prompt_size``).
         Any shape error of the model for this config, as a normal exception.
     """
     from focus_jax.models.llava_onevision.modeling import forward
 
+    check_prompt_size(cfg, frames, text_tokens)
     n_video = cfg.video_token_count(frames)
     s = n_video + text_tokens
     start = text_tokens // 2
