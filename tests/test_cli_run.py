@@ -189,7 +189,7 @@ def _empty_video(path):
         ("focus config not JSON", "is not a valid Focus configuration"),
         ("focus config unknown field", "unknown FocusConfig fields: alpha"),
         ("focus config bad value", "similarity_threshold must be a number"),
-        ("focus config not an object", "expected a JSON object"),
+        ("focus config not an object", "must hold a JSON object"),
         ("SEC layer beyond the model", "SEC layers \\[1, 4\\] do not fit the model's 4 decoder layers"),
         ("focus config with --no-focus", "not both"),
     ],

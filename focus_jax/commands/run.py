@@ -99,7 +99,7 @@ def read_focus_file(path: Path) -> FocusConfig:
     """
     from focus_jax.inputs.focus_file import read_focus_file
 
-    return read_focus_file(path, f"--focus-config file {path}")
+    return read_focus_file(path, "--focus-config")
 
 
 def _read_model_config(model_dir: Path):

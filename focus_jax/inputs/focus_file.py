@@ -22,7 +22,7 @@ def read_focus_file(path: str | Path, what: str | None = None) -> FocusConfig:
 
     Args:
         path: a JSON file of ``FocusConfig`` fields, or a design file.
-        what: how to name the file in messages (default: its path).
+        what: what the file is, for messages (e.g. ``"--focus-config"``).
 
     Raises:
         InputError: missing, not UTF-8 JSON of an object, an unknown field or an invalid
@@ -30,13 +30,16 @@ def read_focus_file(path: str | Path, what: str | None = None) -> FocusConfig:
     """
     from focus_jax.design import DESIGN_FORMAT, Design
 
-    name = what or str(path)
-    d = read_json_object(path, name)
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what or 'Focus configuration'} file not found: {path}")
+    name = f"{what} {path}" if what else str(path)
     try:
+        d = read_json_object(path, "the file")
         if d.get("format") == DESIGN_FORMAT:
             return Design.from_dict(d).focus
         return FocusConfig.from_dict(d)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # InputError included
         raise InputError(f"{name} is not a valid Focus configuration: {exc}") from None
 
 

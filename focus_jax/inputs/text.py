@@ -40,7 +40,7 @@ def check_context_length(prompt_tokens: int, new_tokens: int, context: int, vide
     """
     total = int(prompt_tokens) + int(new_tokens)
     if total > context:
-        video = f", {video_tokens:,} of them video tokens" if video_tokens is not None else ""
+        video = f", {video_tokens:,} of them video tokens" if video_tokens else ""
         raise InputError(
             f"the prompt ({int(prompt_tokens):,} tokens{video}) plus {int(new_tokens):,} new tokens is {total:,} tokens, "
             f"more than the model's context length of {int(context):,} (max_position_embeddings): "

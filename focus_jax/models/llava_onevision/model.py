@@ -295,7 +295,8 @@ class LlavaOnevision:
         ids = np.asarray(input_ids)
         mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
         b, s = ids.shape
-        check_context_length(int(mask.sum(axis=1).max()), max_new_tokens, text.max_position_embeddings)
+        check_context_length(int(mask.sum(axis=1).max()), max_new_tokens, text.max_position_embeddings,
+                             int(((ids == self.config.video_token_id) & (mask > 0)).sum(axis=1).max()))  # fmt: skip
         # static buckets: batch to a power of two (repeating the last prompt), length by left padding
         b_pad = 1 << (b - 1).bit_length()
         s_pad = _bucket(s, seq_bucket)
