@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from focus_jax import FocusConfig, FocusTrace, GemmTrace, VisualGeometry, paper_config
-from focus_jax.errors import InputError
 from focus_jax.concentration import (
     NO_CANDIDATE,
     block_similarity,
@@ -18,6 +17,7 @@ from focus_jax.concentration import (
     vector_concentration,
     window_offsets,
 )
+from focus_jax.errors import InputError
 
 GEOM = VisualGeometry(2, 3, 4)
 

@@ -143,6 +143,17 @@ def test_2_markup_in_a_table_title(tmp_path, clip):
     assert "[red]clip.mp4" in result.stdout
 
 
+def test_2_warnings_and_multi_line_errors_print_as_one_plain_line(monkeypatch):
+    import focus_jax.cli as cli_module
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli_module, "err_console", Console(file=terminal, force_terminal=True, width=400))
+    cli_module._show_warning(VideoWarning("[/]x.mp4: only 19 frames of the 40\nit declares"), VideoWarning, "f.py", 1)
+    cli_module.print_error(InputError("cannot load [bold]x[/bold]:\n  line two"))
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue()).splitlines()
+    assert lines == ["warning: [/]x.mp4: only 19 frames of the 40 it declares", "error: cannot load [bold]x[/bold]: line two"]
+
+
 # ------------------------------------------------------------------ 4: work lost after training
 
 
@@ -239,7 +250,8 @@ def test_5_huge_layer_count_in_config_json(model):
     one_line_error(cli("model-info", model), "num_hidden_layers is 10,000,000")
 
 
-def _small_trace(n_layers=1, geometry=VisualGeometry(2, 2, 2)):
+def _small_trace(n_layers=1):
+    geometry = VisualGeometry(2, 2, 2)
     model = {"num_layers": n_layers, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16}
     widths = {"q_proj": 64, "query": 64, "o_proj": 64, "gate_proj": 64, "down_proj": 128}
     n = geometry.num_tokens

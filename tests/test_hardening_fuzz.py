@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hardening import _small_trace
 
 from focus_jax import FocusTrace
 from focus_jax.demo_model import demo_model_dir
@@ -21,7 +22,6 @@ from focus_jax.errors import InputError
 from focus_jax.inputs.focus_file import read_focus_file
 from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.safetensors_io import read_safetensors
-from test_hardening import _small_trace
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

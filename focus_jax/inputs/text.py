@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from focus_jax.errors import InputError
 
-__all__ = ["check_prompt", "check_context_length"]
+__all__ = ["check_context_length", "check_prompt"]
 
 
 def check_prompt(prompt: str) -> str:

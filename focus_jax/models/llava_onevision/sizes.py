@@ -19,14 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from focus_jax.config import FocusConfig, VisualGeometry
-from focus_jax.models.focus_hooks import FocusPlan
-from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.errors import InputError
 from focus_jax.inputs.limits import check_limit
+from focus_jax.models.focus_hooks import FocusPlan
+from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
 
-__all__ = ["KNOWN_CONFIGS", "load_config", "parameter_count", "ActivationMemory", "activation_memory", "check_shapes",
-           "check_prompt_size"]
+__all__ = [
+    "KNOWN_CONFIGS",
+    "ActivationMemory",
+    "activation_memory",
+    "check_prompt_size",
+    "check_shapes",
+    "load_config",
+    "parameter_count",
+]
 
 #: Shipped configs: short name -> file in ``configs/``.
 KNOWN_CONFIGS = {
@@ -96,7 +103,7 @@ def check_prompt_size(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int) 
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
     check_limit("frames", int(frames), "FRAMES")
-    check_limit("the prompt's tokens", cfg.video_token_count(int(frames)) + int(text_tokens), "POSITIONS")
+    check_limit("the prompt length in tokens", cfg.video_token_count(int(frames)) + int(text_tokens), "POSITIONS")
 
 
 def activation_memory(
