@@ -426,7 +426,7 @@ def _cacti_grid(buffer: Buffer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not complete.any():
         raise KeyError(
             f"the CACTI table has no figures for buffer {buffer.name!r} ({buffer.cacti_key(1024, 2)[1]} B blocks); "
-            "add its configuration to costmodel.cacti.required_configs and regenerate the table"
+            "add its configuration to required_configs in tools/regenerate_cacti.py and regenerate the table"
         )
     return np.log(np.asarray(ms, float)[complete]), np.asarray(nsvs, float), values[complete]
 

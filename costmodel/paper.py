@@ -3,7 +3,7 @@
 The inputs are those of the paper's ``run_main_sim.sh`` (shipped in ``costmodel/data``):
 sequence lengths and frame counts (``meta_data.csv``), Adaptiv and CMC sparsities
 (``adaptiv_sparsity.csv``, ``cmc_sparsity.csv``) and Focus' SEC schedules
-(``focus_jax/resources/focus.csv``). ``paper_design`` builds the ``(Hardware, Workload)``
+(``focus.csv``, read by ``focus_settings``). ``paper_design`` builds the ``(Hardware, Workload)``
 of one accelerator on one point; ``reproduce`` runs them all and compares with the
 published ``main_*.csv``.
 
@@ -14,6 +14,7 @@ whose kept-token schedule is deterministic, is computed.
 
 from __future__ import annotations
 
+import ast
 import csv
 import dataclasses
 import math
@@ -29,6 +30,7 @@ __all__ = [
     "TABLE_KINDS",
     "PUBLISHED_FILES",
     "published",
+    "focus_settings",
     "paper_design",
     "PointResult",
     "reproduce",
@@ -71,6 +73,29 @@ def published(kind: str) -> dict[tuple[str, str], dict]:
     return {(r["model"], r["dataset"]): r for r in _rows(PUBLISHED_FILES[kind])}
 
 
+def focus_settings(model: str = "default", dataset: str = "") -> dict:
+    """The paper's Focus settings for ``model``/``dataset`` (reference ``configs/focus.csv``).
+
+    Returns:
+        ``{"similarity_threshold": float, "sec_layers": tuple[int], "sec_alphas":
+        tuple[float]}``; an empty or unknown dataset falls back to the model's first row.
+
+    Raises:
+        ValueError: unknown model name (``llava_vid``, ``llava_onevision``, ``minicpm_v``,
+            ``qwen2_5_vl`` or ``default``).
+    """
+    rows = _rows("focus.csv")
+    matches = [r for r in rows if r["model"] == model]
+    if not matches:
+        raise ValueError(f"unknown model {model!r}; known: {sorted({r['model'] for r in rows})}")
+    row = next((r for r in matches if r["dataset"] == dataset), matches[0])
+    return {
+        "similarity_threshold": float(row["similarity_threshold"]),
+        "sec_layers": tuple(int(x) for x in ast.literal_eval(row["selected_layers"])),
+        "sec_alphas": tuple(float(a) for a in ast.literal_eval(row["alpha_list"])),
+    }
+
+
 def paper_design(kind: str, model: str, dataset: str) -> tuple[Hardware, Workload]:
     """The accelerator and workload of one run of the paper's ``run_main_sim.sh``.
 
@@ -80,8 +105,6 @@ def paper_design(kind: str, model: str, dataset: str) -> tuple[Hardware, Workloa
     Raises:
         ValueError: unknown point, or ``kind == "focus"`` (its traces are not published).
     """
-    from focus_jax.config import paper_config
-
     meta = _lookup("meta_data.csv", model, dataset)
     wl = Workload(KNOWN_MODELS["qwen2-7b"], visual_tokens=float(meta["Sequence length"]), frames=float(meta["Num frames"]))
     if kind == "adaptiv":
@@ -90,8 +113,8 @@ def paper_design(kind: str, model: str, dataset: str) -> tuple[Hardware, Workloa
         row = _lookup("cmc_sparsity.csv", model, dataset)
         wl = wl.replace(cmc_sparsity=tuple(float(row[k]) for k in ("linear_sparsity", "query_sparsity", "attn_score_sparsity")))
     elif kind == "sec-only":
-        cfg = paper_config(model, dataset)
-        wl = wl.replace(focus=FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg.sec_layers, cfg.sec_alphas))
+        cfg = focus_settings(model, dataset)
+        wl = wl.replace(focus=FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg["sec_layers"], cfg["sec_alphas"]))
     elif kind == "focus":
         raise ValueError("the paper's Focus results need its per-GEMM traces, which were not published")
     return accelerator(kind), wl
@@ -219,15 +242,13 @@ def focus_stand_in(model: str, dataset: str, iterations: int = 40) -> tuple[floa
     Returns:
         ``(similar_fraction, workload)``.
     """
-    from focus_jax.config import paper_config
-
     _, wl = paper_design("sec-only", model, dataset)
-    cfg = paper_config(model, dataset)
+    cfg = focus_settings(model, dataset)
     target = float(published("focus")[(model, dataset)]["total_cycles"])
     hw = accelerator("focus")
 
     def workload(fraction):
-        stats = FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg.sec_layers, cfg.sec_alphas, similar_fraction=fraction)
+        stats = FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg["sec_layers"], cfg["sec_alphas"], similar_fraction=fraction)
         return wl.replace(focus=stats)
 
     low, high = 0.0, 0.99

@@ -22,12 +22,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from typing import Protocol
+
 from costmodel.ops import EXACT, Ops
 
-__all__ = ["GEMM_NAMES", "KNOWN_MODELS", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
+__all__ = ["GEMM_NAMES", "KNOWN_MODELS", "TraceLike", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
 
-#: Traced GEMM inputs, in focus_jax.trace order: q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
+#: GEMM inputs that SIC concentrates and a trace records, in the order they occur in a decoder
+#: layer (spec table): q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
 GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
+
+
+class TraceLike(Protocol):
+    """What ``costmodel`` reads of a sparsity trace (``focus_jax.trace.FocusTrace`` is one;
+    costmodel never imports focus_jax, it reads these attributes).
+
+    ``model``: ``{"num_layers", "hidden_size", "intermediate_size", "num_heads",
+    "num_kv_heads", "head_dim"}``; ``geometry``: ``num_tokens`` and ``frames``;
+    ``text_tokens``: prompt tokens that are not grid tokens; ``num_layers``; ``gemms``:
+    ``{(layer, gemm name): obj}`` where ``obj`` has ``mask_zero`` ``(N, V)`` and the counts
+    ``zero_tokens``, ``zero_vectors``, ``similar_vectors``.
+    """
+
+    model: dict
+    geometry: object
+    text_tokens: int
+    gemms: dict
+
+    @property
+    def num_layers(self) -> int: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +175,7 @@ class ModelShape:
         return cls.from_config(config, name=path.stem if path.name != "config.json" else path.parent.name)
 
     @classmethod
-    def from_trace(cls, trace) -> "ModelShape":
+    def from_trace(cls, trace: TraceLike) -> "ModelShape":
         """The dimensions recorded in a ``focus_jax.trace.FocusTrace``."""
         m = trace.model
         return cls(
@@ -395,7 +418,7 @@ class Workload:
             self.focus.validate(self.model, self.visual_tokens)
 
     @classmethod
-    def from_trace(cls, trace, decode_tokens: int = 0) -> "Workload":
+    def from_trace(cls, trace: TraceLike, decode_tokens: int = 0) -> "Workload":
         """The workload recorded in a ``focus_jax.trace.FocusTrace`` (model, tokens, Focus counts)."""
         return cls(
             model=ModelShape.from_trace(trace),

@@ -8,11 +8,8 @@ per-model defaults of the reference implementation (``configs/focus.csv``).
 
 from __future__ import annotations
 
-import ast
-import csv
 import dataclasses
 import math
-from importlib import resources
 
 __all__ = ["FocusConfig", "VisualGeometry", "paper_config"]
 
@@ -159,7 +156,8 @@ class FocusConfig:
 
 
 def paper_config(model: str = "default", dataset: str = "") -> FocusConfig:
-    """The paper's Focus configuration for ``model``/``dataset`` (``configs/focus.csv``).
+    """The paper's Focus configuration for ``model``/``dataset`` (``configs/focus.csv``,
+    shipped as ``costmodel/data/focus.csv``: ``costmodel.paper.focus_settings``).
 
     ``model`` is one of ``llava_vid``, ``llava_onevision``, ``minicpm_v``, ``qwen2_5_vl``
     or ``default``; an empty or unknown dataset falls back to the model's first row.
@@ -167,13 +165,6 @@ def paper_config(model: str = "default", dataset: str = "") -> FocusConfig:
     Raises:
         ValueError: unknown model name.
     """
-    rows = list(csv.DictReader(resources.files("focus_jax.resources").joinpath("focus.csv").open()))
-    matches = [r for r in rows if r["model"] == model]
-    if not matches:
-        raise ValueError(f"unknown model {model!r}; known: {sorted({r['model'] for r in rows})}")
-    row = next((r for r in matches if r["dataset"] == dataset), matches[0])
-    return FocusConfig(
-        similarity_threshold=float(row["similarity_threshold"]),
-        sec_layers=tuple(ast.literal_eval(row["selected_layers"])),
-        sec_alphas=tuple(float(a) for a in ast.literal_eval(row["alpha_list"])),
-    )
+    from costmodel.paper import focus_settings
+
+    return FocusConfig(**focus_settings(model, dataset))

@@ -30,12 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from costmodel.workload import GEMM_NAMES  # the one definition: GEMM inputs SIC concentrates, in layer order
 from focus_jax.config import FocusConfig, VisualGeometry
 
 __all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace"]
-
-#: GEMM inputs that SIC concentrates, in the order they occur in a decoder layer (spec table).
-GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
 
 _FORMAT = "focus-trace"
 _VERSION = 1
