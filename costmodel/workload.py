@@ -354,6 +354,26 @@ class FocusStats:
         if np.any(zero < 0) or np.any(similar < 0) or np.any(zero + similar > total + 1e-6):
             raise ValueError("FocusStats: zero and similar vector counts must be >= 0 and sum to at most T * V")
 
+    def project(self, model: ModelShape, visual_tokens, from_tokens, vector_size: int = 32) -> "FocusStats":
+        """The same per-layer fractions on another decoder (e.g. a trace of a small model
+        priced at full size): layer ``l`` of ``model`` takes the statistics of layer
+        ``floor(l * L_self / L_model)`` (same relative depth); kept tokens scale with
+        ``visual_tokens / from_tokens``, zero and similar vectors with the vectors of
+        ``model``'s inputs (``ceil(width / vector_size)`` per token).
+
+        Args:
+            model: the target shape; visual_tokens: its ``T``; from_tokens: the ``T`` these
+                statistics were measured on; vector_size: SIC vector size in elements.
+        """
+        rows = (np.arange(model.num_layers) * self.num_layers) // model.num_layers
+        v_from = np.asarray(self.vectors_per_token, float)
+        vpt = tuple(math.ceil(w / vector_size) for w in model.input_features())
+        per_vector = visual_tokens * np.asarray(vpt, float) / (from_tokens * v_from)
+        kept = np.asarray(self.kept_tokens, float)[rows] * (visual_tokens / from_tokens)
+        zero = np.asarray(self.zero_vectors, float)[rows] * per_vector
+        similar = np.asarray(self.similar_vectors, float)[rows] * per_vector
+        return FocusStats(kept, zero, similar, vpt)
+
 
 jax.tree_util.register_dataclass(
     FocusStats, data_fields=["kept_tokens", "zero_vectors", "similar_vectors"], meta_fields=["vectors_per_token"]

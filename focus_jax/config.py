@@ -140,6 +140,40 @@ class FocusConfig:
             raise ValueError(f"unknown FocusConfig fields: {', '.join(unknown)}")
         return cls(**d)
 
+    @classmethod
+    def load(cls, path, label: str = "Focus configuration") -> "FocusConfig":
+        """Read a Focus configuration file: a JSON object of ``to_dict``'s fields, or a design
+        file (``focus_jax.design``, ``"format": "focus-design"``), whose ``focus`` part is taken.
+
+        Args:
+            path: the file.
+            label: what the file is to the caller, starting each error message (a command
+                passes its option name, e.g. ``"--focus-config"``).
+
+        Raises:
+            InputError: no such file, not UTF-8 JSON, not an object, an unknown field, a bad
+                value (named), or a design file that ``Design.from_dict`` refuses.
+        """
+        import json
+        from pathlib import Path
+
+        from focus_jax.errors import InputError
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{label} file not found: {path}")
+        try:
+            d = json.loads(path.read_bytes().decode("utf-8"))
+            if not isinstance(d, dict):
+                raise InputError("expected a JSON object of FocusConfig fields")
+            if d.get("format") == "focus-design":
+                from focus_jax.design import Design
+
+                return Design.from_dict(d).focus
+            return cls.from_dict(d)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise InputError(f"{label} {path} is not a valid Focus configuration: {exc}") from None
+
     def sec_alpha(self, layer: int) -> float | None:
         """Retention ratio of ``layer`` if it is an SEC layer, else None."""
         return dict(zip(self.sec_layers, self.sec_alphas)).get(layer)

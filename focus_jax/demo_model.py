@@ -44,7 +44,6 @@ __all__ = [
     "demo_task_config",
     "demo_model_dir",
     "write_model_dir",
-    "read_focus_config",
     "FOCUS_CONFIG_FILE",
 ]
 
@@ -129,7 +128,8 @@ def write_model_dir(directory: str | Path, cfg, params: dict, focus: FocusConfig
         directory: created if needed.
         cfg: ``LlavaOnevisionConfig``; params: its parameter pytree (float32).
         focus: written to ``focus_config.json`` (the default Focus configuration of
-            ``focus-jax run``/``eval`` for this model); None writes none.
+            ``focus-jax run``/``eval`` for this model, read with ``FocusConfig.load``);
+            None writes none.
 
     Returns:
         ``directory`` as a ``Path``. Files: ``config.json``, ``model.safetensors``,
@@ -150,18 +150,3 @@ def write_model_dir(directory: str | Path, cfg, params: dict, focus: FocusConfig
     if focus is not None:
         (directory / FOCUS_CONFIG_FILE).write_text(json.dumps(focus.to_dict(), indent=2) + "\n")
     return directory
-
-
-def read_focus_config(directory: str | Path) -> FocusConfig | None:
-    """The Focus configuration stored with a model (``focus_config.json``), or None.
-
-    Raises:
-        ValueError: the file exists but is not a valid Focus configuration.
-    """
-    path = Path(directory) / FOCUS_CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        return FocusConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} is not a valid Focus configuration: {exc}") from None

@@ -1,9 +1,11 @@
 """Question-answering evaluation of a model on the synthetic video task, dense and with Focus.
 
-For each batch of held-out questions: greedy generation without Focus and with it, exact
-match against the reference answers (``focus_jax.data.score_samples``), and the fraction
-of the dense visual-token GEMM work that Focus executes (``FocusTrace.work_fraction`` of a
-traced Focus prefill of every prompt, averaged over prompts).
+For each batch of held-out questions: greedy generation without Focus and with it
+(``focus_jax.inference.generate_with_trace``), exact match against the reference answers
+(``focus_jax.data.score_samples``), and the fraction of the dense visual-token GEMM work
+that Focus executes (``FocusTrace.work_fraction`` of the Focus prefill of every prompt,
+averaged over prompts). ``load_task_model``, ``eval_task_config`` and ``goal_checks``
+serve ``focus-jax eval``.
 
 Held-out means another data seed than training (``EVAL_SEED``; training uses
 ``TrainConfig.data_seed``, 0 by default).
@@ -18,10 +20,61 @@ import numpy as np
 
 from focus_jax.config import FocusConfig
 
-__all__ = ["EVAL_SEED", "EvalReport", "answer_questions", "evaluate"]
+__all__ = ["EVAL_SEED", "GOALS", "EvalReport", "answer_questions", "evaluate", "goal_checks", "eval_task_config", "load_task_model"]
 
 #: Data seed of the held-out evaluation questions.
 EVAL_SEED = 1_000_003
+#: Goals of the embedded demo model (issue "the main job"): dense accuracy, Focus accuracy
+#: relative to dense, and Focus' fraction of dense visual-token GEMM work.
+GOALS = {"dense_accuracy": 0.90, "focus_retention": 0.97, "work_fraction": 0.25}
+
+
+def goal_checks(report: dict) -> dict[str, bool | None]:
+    """``{goal: met}`` for ``GOALS`` (None where the report (``EvalReport.to_dict``) lacks the number)."""
+    out = {}
+    for name, bound in GOALS.items():
+        value = report.get(name)
+        out[name] = None if value is None else (value <= bound if name == "work_fraction" else value >= bound)
+    return out
+
+
+def eval_task_config(vision, frames: int):
+    """The ``TaskConfig`` to question a model with ``vision`` (``SiglipVisionConfig``) on:
+    frames of its input size, objects aligned to its patches as the demo model is trained
+    (``demo_task_config``), or free placement where the patch size does not divide the
+    input into at least ``MIN_ALIGN_CELLS`` cells per side (e.g. 384 px with 14 px patches)."""
+    from focus_jax.data import TaskConfig
+    from focus_jax.data.task import MIN_ALIGN_CELLS
+
+    side, patch = vision.image_size, vision.patch_size
+    align = patch if side % patch == 0 and side // patch >= MIN_ALIGN_CELLS else 1
+    return TaskConfig(num_frames=frames, resolution=side, align=align)
+
+
+def load_task_model(model_dir):
+    """``(model, model_dir, focus_config_or_None)`` of a model trained on the synthetic task
+    (``model_dir`` None: the embedded demo model; the Focus configuration is its
+    ``focus_config.json``).
+
+    Raises:
+        FileNotFoundError / ValueError: not a model directory, or a model whose vocabulary
+            is not the task's (``focus_jax.data.VOCABULARY``).
+    """
+    from pathlib import Path
+
+    import focus_jax
+    from focus_jax.data import special_token_ids
+    from focus_jax.demo_model import demo_model_dir
+    from focus_jax.inference import model_focus_config
+
+    model_dir = demo_model_dir() if model_dir is None else Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model directory {model_dir} does not exist")
+    model = focus_jax.from_pretrained(model_dir)
+    ids = special_token_ids()
+    if model.config.text.vocab_size < ids["vocab_size"] or model.config.video_token_id != ids["video_token_id"]:
+        raise ValueError(f"{model_dir} is not a model of the synthetic video QA task (its vocabulary differs from focus_jax.data's)")
+    return model, model_dir, model_focus_config(model_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,21 +132,18 @@ def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 
         with Focus, each prompt's ``FocusTrace.work_fraction()`` (else None).
     """
     from focus_jax.data import make_batch
+    from focus_jax.inference import generate_with_trace
 
     cfg = model.config
     frames = int(np.shape(samples[0].frames)[0])
     batch = make_batch(
         samples, tokenizer, num_video_tokens=cfg.video_token_count(frames), image_size=cfg.vision.image_size, with_answers=False
     )
-    tokens = model.generate(
-        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens
-    )
+    tokens, trace = generate_with_trace(model, batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"],
+                                        max_new_tokens=max_new_tokens)  # fmt: skip
     answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens]
-    if model.focus is None:
+    if trace is None:
         return answers, None
-    _, trace = model.forward(
-        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], return_trace=True
-    )
     return answers, [trace.to_focus_trace(i).work_fraction() for i in range(len(samples))]
 
 

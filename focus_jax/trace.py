@@ -106,7 +106,7 @@ class FocusTrace:
         """``{(layer, name): sparsity}`` for every traced GEMM input."""
         return {key: g.sparsity for key, g in self.gemms.items()}
 
-    def gemm_work(self) -> dict:
+    def gemm_work(self, merged: bool = True) -> dict:
         """Visual-token GEMM work, ``{(layer, gemm): (focus_MACs, dense_MACs)}``.
 
         Dense: every one of the ``N`` visual tokens at every layer. Focus: only the
@@ -122,6 +122,8 @@ class FocusTrace:
           A.V (untraced): dense ``N * N * heads * head_dim``, Focus ``r * r * ...``.
 
         Text tokens are excluded; causality would halve dense and Focus attention alike.
+        ``merged=False`` counts only SEC's savings (``f = 1 - Z / (N V)``: the rows a CPU or
+        GPU GEMM skips); SIC's merged vectors need Focus' gather/scatter hardware.
         Units: multiply-accumulates. Source: spec "What the hardware gains".
         """
         m = self.model
@@ -136,7 +138,7 @@ class FocusTrace:
         }
         work = {}
         for (layer, name), g in self.gemms.items():
-            unique = 1.0 - g.sparsity
+            unique = 1.0 - (g.sparsity if merged else g.zero_vectors / g.num_vectors)
             if name == "query":
                 kept = int(self.kept_tokens[layer, 0])
                 dense = n * n * q_width
@@ -147,9 +149,9 @@ class FocusTrace:
                 work[(layer, name)] = (unique * n * k * n_out, n * k * n_out)
         return work
 
-    def work_fraction(self) -> float:
+    def work_fraction(self, merged: bool = True) -> float:
         """Focus' visual-token GEMM work as a fraction of dense (see ``gemm_work``)."""
-        work = self.gemm_work().values()
+        work = self.gemm_work(merged).values()
         return sum(f for f, _ in work) / sum(d for _, d in work)
 
     def save(self, path: str | Path) -> Path:

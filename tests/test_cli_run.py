@@ -126,9 +126,34 @@ def test_table_output(model_dir, clip):
         assert phrase in result.stdout, phrase
 
 
+def test_save_trace_viz_savings_and_projection(model_dir, clip, tmp_path):
+    """--save-trace writes the trace the modeled cost was priced from (Workload.from_trace),
+    --viz a PNG; the savings split and the 7B projection are consistent with the trace."""
+    import costmodel as cm
+    from focus_jax.trace import FocusTrace
+
+    trace_path, png = tmp_path / "trace.npz", tmp_path / "fates.png"
+    out = _json(_run(clip, "-p", QUESTION, "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--save-trace", trace_path,
+                     "--viz", png, "--viz-gemm", "down_proj", "--json"))  # fmt: skip
+    trace = FocusTrace.load(trace_path)
+    m = out["modeled"]
+    wl = cm.Workload.from_trace(trace, decode_tokens=m["decode_tokens"])
+    priced = cm.simulate(cm.focus(), wl, mode="corrected").to_dict()
+    assert priced["total_cycles"] == m["focus"]["total_cycles"] and priced["energy_mJ"] == m["focus"]["energy_mJ"]
+    assert trace.work_fraction() == pytest.approx(out["work_fraction"])
+    sv = out["savings"]
+    assert sv["cpu_saved"] + sv["accelerator_only_saved"] == pytest.approx(1 - out["work_fraction"])
+    assert 0 < sv["cpu_saved"] and 0 < sv["accelerator_only_saved"]  # SEC at layer 3 and SIC both saved work
+    p = out["projection"]
+    assert (p["model"], p["visual_tokens"], p["text_tokens"], p["decode_tokens"]) == (
+        "llava-onevision-7b", 8 * 196, m["text_tokens"], m["decode_tokens"])  # fmt: skip
+    assert p["focus"]["time_s"] > 0 and p["dense"]["time_s"] > m["dense"]["time_s"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_focus_configuration_choice(model_dir, tmp_path):
     from focus_jax import paper_config
-    from focus_jax.commands.run import choose_focus
+    from focus_jax.inference import choose_focus
 
     assert choose_focus(model_dir) == DEMO_FOCUS  # the checkpoint's focus_config.json
     assert choose_focus(model_dir, no_focus=True) is None
@@ -144,11 +169,12 @@ def test_focus_configuration_choice(model_dir, tmp_path):
     assert choose_focus(bare) == paper.replace(sec_layers=(2,), sec_alphas=(0.4,))
 
 
-def test_demo_shows_real_footage_and_a_synthetic_clip_with_its_answer(model_dir):
+def test_demo_shows_real_footage_and_a_synthetic_clip_with_its_answer(model_dir, tmp_path):
     from focus_jax.video import demo_video_path
 
-    out = _json(_run("--demo", "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json"))
+    out = _json(_run("--demo", "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json", "--viz", tmp_path / "viz"))
     real, synthetic = out["demo"]
+    assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["real.png", "synthetic.png"]
     assert real["video"] == str(demo_video_path()) and "expected" not in real
     assert synthetic["expected"] and synthetic["prompt"] == QUESTION
     for r in (real, synthetic):
@@ -192,6 +218,8 @@ def _empty_video(path):
         ("focus config not an object", "expected a JSON object"),
         ("SEC layer beyond the model", "SEC layers \\[1, 4\\] do not fit the model's 4 decoder layers"),
         ("focus config with --no-focus", "not both"),
+        ("--viz with --no-focus", "drop --no-focus"),
+        ("unknown --viz-gemm", "--viz-gemm must be one of"),
     ],
 )
 def test_errors_are_one_line(case, message, model_dir, clip, tmp_path):
@@ -223,6 +251,10 @@ def test_errors_are_one_line(case, message, model_dir, clip, tmp_path):
         extra = ["--frames", "0"]
     elif case == "max-new-tokens 0":
         extra = ["--max-new-tokens", "0"]
+    elif case == "--viz with --no-focus":
+        extra = ["--no-focus", "--viz", str(tmp_path / "v.png")]
+    elif case == "unknown --viz-gemm":
+        extra = ["--viz", str(tmp_path / "v.png"), "--viz-gemm", "k_proj"]
     elif case == "model dir missing":
         model = tmp_path / "no-model"
     elif case == "model dir empty":
@@ -268,7 +300,7 @@ def test_chat_template_from_the_processor_file(model_dir, tmp_path):
     """llava-hf checkpoints keep the chat template in chat_template.json, not with the tokenizer."""
     import shutil
 
-    from focus_jax.commands.run import encode_video_prompt, load_video_model
+    from focus_jax.inference import encode_video_prompt, load_video_model
     from focus_jax.data.tokenizer import CHAT_TEMPLATE
 
     moved = shutil.copytree(model_dir, tmp_path / "model")

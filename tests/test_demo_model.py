@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from focus_jax import from_pretrained
+from focus_jax import FocusConfig, from_pretrained
 from focus_jax.data import build_tokenizer, generate_samples, make_batch
-from focus_jax.demo_model import DEMO_FOCUS, demo_model_config, demo_model_dir, demo_task_config, read_focus_config
+from focus_jax.demo_model import DEMO_FOCUS, FOCUS_CONFIG_FILE, demo_model_config, demo_model_dir, demo_task_config
 from focus_jax.qa_eval import EVAL_SEED, evaluate
 
 
@@ -16,7 +16,7 @@ def test_shipped_checkpoint_is_small_and_complete():
     size = sum(f.stat().st_size for f in directory.iterdir())
     print(f"demo model: {size / 2**20:.2f} MiB")
     assert size <= 25 * 2**20
-    assert read_focus_config(directory) == DEMO_FOCUS
+    assert FocusConfig.load(directory / FOCUS_CONFIG_FILE) == DEMO_FOCUS
     assert from_pretrained(directory).config == demo_model_config()
 
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from focus_jax import from_pretrained
 from focus_jax.cli import app
 from focus_jax.data import build_tokenizer, generate_samples, make_batch, score_samples
-from focus_jax.demo_model import DEMO_FOCUS, demo_task_config, read_focus_config
+from focus_jax.config import FocusConfig
+from focus_jax.demo_model import DEMO_FOCUS, FOCUS_CONFIG_FILE, demo_task_config
 from focus_jax.qa_eval import EVAL_SEED, evaluate
 from task_model import random_model_dir
 
@@ -80,7 +81,7 @@ def test_train_demo_writes_a_loadable_checkpoint(tmp_path):
     assert result.exit_code == 0, result.output
     log = json.loads((out / "training_log.json").read_text())
     assert log["train_config"]["steps"] == 2 and len(log["loss"]) == 2 and log["held_out_accuracy"][-1][0] == 2
-    assert read_focus_config(out) == DEMO_FOCUS
+    assert FocusConfig.load(out / FOCUS_CONFIG_FILE) == DEMO_FOCUS
     assert from_pretrained(out).config.video_token_count(8) == 129
     from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
@@ -95,7 +96,7 @@ def test_eval_questions_a_model_on_its_patch_grid():
     cells per side (a real LLaVA-OneVision: 384 px, 14 px patches)."""
     import dataclasses
 
-    from focus_jax.commands.evaluate import eval_task_config
+    from focus_jax.qa_eval import eval_task_config
     from focus_jax.demo_model import demo_model_config
 
     vision = demo_model_config().vision

@@ -1,8 +1,10 @@
 """``focus-jax eval``: accuracy of a task model on held-out synthetic questions, dense vs Focus.
 
-Prints dense accuracy, Focus accuracy (and its ratio to dense) and the fraction of the
-dense visual-token GEMM work Focus executes, per question family too, against the goals
-of the embedded demo model: dense >= 90 %, Focus >= 97 % of dense, work <= 25 %.
+Parses the options, renders the held-out questions, runs ``focus_jax.qa_eval.evaluate``
+and prints dense accuracy, Focus accuracy (and its ratio to dense) and the fraction of
+the dense visual-token GEMM work Focus executes, per question family too, against the
+goals of the embedded demo model (``qa_eval.GOALS``: dense >= 90 %, Focus >= 97 % of
+dense, work <= 25 %).
 """
 
 from __future__ import annotations
@@ -13,61 +15,17 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
-
-#: Goals of the embedded demo model (issue "the main job"): dense accuracy, Focus accuracy
-#: relative to dense, and Focus' fraction of dense visual-token GEMM work.
-GOALS = {"dense_accuracy": 0.90, "focus_retention": 0.97, "work_fraction": 0.25}
-
-
-def goal_checks(report: dict) -> dict[str, bool | None]:
-    """``{goal: met}`` for ``GOALS`` (None where the report lacks the number)."""
-    out = {}
-    for name, bound in GOALS.items():
-        value = report.get(name)
-        out[name] = None if value is None else (value <= bound if name == "work_fraction" else value >= bound)
-    return out
-
-
-def eval_task_config(vision, frames: int):
-    """The ``TaskConfig`` to question a model with ``vision`` (``SiglipVisionConfig``) on:
-    frames of its input size, objects aligned to its patches as the demo model is trained
-    (``demo_task_config``), or free placement where the patch size does not divide the
-    input into at least ``MIN_ALIGN_CELLS`` cells per side (e.g. 384 px with 14 px patches)."""
-    from focus_jax.data import TaskConfig
-    from focus_jax.data.task import MIN_ALIGN_CELLS
-
-    side, patch = vision.image_size, vision.patch_size
-    align = patch if side % patch == 0 and side // patch >= MIN_ALIGN_CELLS else 1
-    return TaskConfig(num_frames=frames, resolution=side, align=align)
-
-
-def load_task_model(model_dir: Optional[Path]):
-    """``(model, model_dir, focus_config_or_None)`` of a model trained on the synthetic task.
-
-    Raises:
-        FileNotFoundError / ValueError: not a model directory, or a model whose vocabulary
-            is not the task's (``focus_jax.data.VOCABULARY``).
-    """
-    import focus_jax
-    from focus_jax.data import special_token_ids
-    from focus_jax.demo_model import demo_model_dir, read_focus_config
-
-    model_dir = demo_model_dir() if model_dir is None else Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory {model_dir} does not exist")
-    model = focus_jax.from_pretrained(model_dir)
-    ids = special_token_ids()
-    if model.config.text.vocab_size < ids["vocab_size"] or model.config.video_token_id != ids["video_token_id"]:
-        raise ValueError(f"{model_dir} is not a model of the synthetic video QA task (its vocabulary differs from focus_jax.data's)")
-    return model, model_dir, read_focus_config(model_dir)
 
 
 def evaluate(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the embedded demo model)."),
     questions: int = typer.Option(500, min=1, help="Held-out questions."),
     frames: int = typer.Option(8, min=4, max=64, help="Frames per clip."),
-    focus_config: Optional[Path] = typer.Option(None, help="Focus configuration JSON (default: the model's focus_config.json)."),
+    focus_config: Optional[Path] = typer.Option(
+        None, help="Focus configuration or design file (JSON; default: the model's focus_config.json)."
+    ),
     no_focus: bool = typer.Option(False, "--no-focus", help="Dense accuracy only."),
     batch_size: int = typer.Option(50, min=1, help="Questions per generate call."),
     seed: Optional[int] = typer.Option(None, min=0, help="Data seed of the questions (default: the held-out seed)."),
@@ -77,14 +35,15 @@ def evaluate(
     """Evaluate a task model on held-out synthetic video questions, dense and with Focus."""
     from rich.progress import Progress
 
-    from focus_jax.commands.run import read_focus_file
+    from focus_jax.config import FocusConfig
     from focus_jax.data import generate_samples
-    from focus_jax.qa_eval import EVAL_SEED, evaluate as run_eval
+    from focus_jax.qa_eval import EVAL_SEED, eval_task_config, goal_checks, load_task_model
+    from focus_jax.qa_eval import evaluate as run_eval
 
     loaded, model_dir, default_focus = load_task_model(model)
     focus = None
     if not no_focus:
-        focus = default_focus if focus_config is None else read_focus_file(focus_config)
+        focus = default_focus if focus_config is None else FocusConfig.load(focus_config, label="--focus-config")
         if focus is None:
             raise ValueError(f"{model_dir} has no focus_config.json; pass --focus-config or --no-focus")
     task = eval_task_config(loaded.config.vision, frames)
@@ -111,7 +70,7 @@ def evaluate(
 def _print(out: dict) -> None:
     console = Console()
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    table = Table(title=f"{out['questions']} held-out questions ({out['model']})")
+    table = Table(title=f"{out['questions']} held-out questions ({escape(out['model'])})")
     for col in ("family", "dense", "Focus"):
         table.add_column(col, justify="right")
     for family, row in out["per_family"].items():

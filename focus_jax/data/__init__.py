@@ -7,7 +7,7 @@ LLaVA-OneVision inputs, and exact-match scoring.
 
 - Task: ``TaskConfig``, ``generate_sample``, ``generate_samples``, ``sample_spec``,
   ``scene_questions``, ``FAMILIES``, ``ANSWERS`` (``focus_jax.data.task``); scenes: ``focus_jax.data.scene``.
-- Video files: ``write_video`` (read back with ``focus_jax.video.decode_video``).
+- Video files: ``write_video`` (``focus_jax.video``, re-exported; read back with ``decode_video``).
 - Tokenizer: ``build_tokenizer``, ``save_tokenizer``, ``prompt_text``, ``special_token_ids``,
   ``VOCABULARY`` (``focus_jax.data.tokenizer``).
 - Model inputs: ``preprocess_frames``, ``video_token_count``, ``encode_prompt``,
@@ -39,7 +39,7 @@ from focus_jax.data.task import (
     scene_questions,
 )
 from focus_jax.data.tokenizer import VOCABULARY, build_tokenizer, prompt_text, save_tokenizer, special_token_ids
-from focus_jax.data.video_io import write_video
+from focus_jax.video import write_video  # re-exported: the task writes its clips with it
 
 __all__ = [
     "TaskConfig", "VideoQASample", "QASpec", "FAMILIES", "ANSWERS",
