@@ -23,7 +23,15 @@ import functools
 from importlib import resources
 from typing import NamedTuple
 
-__all__ = ["CactiEntry", "cacti_table", "lookup", "FIELDS", "TABLE_M_TILES", "TABLE_SCATTER_VECTORS", "TABLE_ARRAY_SIZES"]
+__all__ = [
+    "CactiEntry",
+    "cacti_table",
+    "lookup",
+    "FIELDS",
+    "TABLE_M_TILES",
+    "TABLE_SCATTER_VECTORS",
+    "TABLE_ARRAY_SIZES",
+]
 
 #: m-tile sizes (tokens) at which the Focus buffers are tabulated (11648 is the DSE's "no tiling").
 TABLE_M_TILES = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 11648, 16384)

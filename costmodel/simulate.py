@@ -246,7 +246,9 @@ def _sram(hw: Hardware, workload: Workload, totals: _Totals, time_s, ops: Ops, f
     else:  # traced m-tile or scatter vectors: the paper's rule picks per design
         both = zip(sram_figures(filled, "cacti"), sram_figures(filled, "compiler"))
         read_e, write_e, power, _ = (_select(use_cacti, a, b) for a, b in both)
-        area, onchip_power = (_select(use_cacti, a, b) for a, b in zip(area_power(hw, "cacti"), area_power(hw, "compiler")))
+        area, onchip_power = (
+            _select(use_cacti, a, b) for a, b in zip(area_power(hw, "cacti"), area_power(hw, "compiler"))
+        )
     reads, writes = totals.sram_read, totals.sram_write
     energy = sum(reads.get(b, 0.0) * read_e[b] + writes.get(b, 0.0) * write_e[b] for b in read_e)
     return energy + sum(power.values()) * time_s, area, onchip_power
@@ -272,7 +274,9 @@ def _core(hw: Hardware, macs, time_s, area, onchip_power, fix: Corrections, core
 @functools.cache
 def _jitted(mode: str, temperature, core_energy: str, corrections):
     return jax.jit(
-        functools.partial(evaluate, mode=mode, temperature=temperature, core_energy=core_energy, corrections=corrections)
+        functools.partial(
+            evaluate, mode=mode, temperature=temperature, core_energy=core_energy, corrections=corrections
+        )
     )
 
 

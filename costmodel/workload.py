@@ -17,16 +17,25 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from typing import Protocol
-
 from costmodel.ops import EXACT, Ops
 
-__all__ = ["GEMM_NAMES", "KNOWN_MODELS", "TraceLike", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
+__all__ = [
+    "GEMM_NAMES",
+    "KNOWN_MODELS",
+    "TraceLike",
+    "Gemm",
+    "ModelShape",
+    "FocusStats",
+    "Workload",
+    "SparsityCurve",
+    "sec_kept_tokens",
+]
 
 #: GEMM inputs that SIC concentrates and a trace records, in the order they occur in a decoder
 #: layer (spec table): q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
@@ -89,7 +98,9 @@ class ModelShape:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"model {self.name!r}: {f} must be a positive integer, got {v!r}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"model {self.name!r}: num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
+            raise ValueError(
+                f"model {self.name!r}: num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}"
+            )
 
     @property
     def q_size(self) -> int:
@@ -139,7 +150,9 @@ class ModelShape:
         if not isinstance(config, dict):
             raise ValueError(f"model config must be a JSON object, got {type(config).__name__}")
         cfg = config.get("text_config") or config.get("llm_config") or config
-        missing = [k for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers") if k not in cfg]
+        missing = [
+            k for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers") if k not in cfg
+        ]
         if missing:
             raise ValueError(f"model config {name!r} lacks {', '.join(missing)}")
         heads = cfg["num_attention_heads"]
@@ -281,7 +294,7 @@ class FocusStats:
         Raises:
             ValueError: a layer or GEMM input is missing from the trace.
         """
-        missing = [(l, g) for l in range(trace.num_layers) for g in GEMM_NAMES if (l, g) not in trace.gemms]
+        missing = [(layer, g) for layer in range(trace.num_layers) for g in GEMM_NAMES if (layer, g) not in trace.gemms]
         if missing:
             raise ValueError(f"trace lacks {len(missing)} (layer, gemm) entries, e.g. {missing[:3]}")
         kept = np.zeros((trace.num_layers, len(GEMM_NAMES)))
@@ -341,13 +354,20 @@ class FocusStats:
         shape = (model.num_layers, len(GEMM_NAMES))
         for name in ("kept_tokens", "zero_vectors", "similar_vectors"):
             if np.shape(getattr(self, name)) != shape:
-                raise ValueError(f"FocusStats.{name} must have shape {shape} for {model.name}, got {np.shape(getattr(self, name))}")
+                raise ValueError(
+                    f"FocusStats.{name} must have shape {shape} for {model.name}, got {np.shape(getattr(self, name))}"
+                )
         if len(self.vectors_per_token) != len(GEMM_NAMES):
             raise ValueError(f"FocusStats.vectors_per_token needs {len(GEMM_NAMES)} entries")
-        if any(isinstance(x, jax.core.Tracer) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors, visual_tokens)):
+        if any(
+            isinstance(x, jax.core.Tracer)
+            for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors, visual_tokens)
+        ):
             return
         t = float(np.max(visual_tokens))
-        kept, zero, similar = (np.asarray(x, float) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors))
+        kept, zero, similar = (
+            np.asarray(x, float) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors)
+        )
         total = t * np.asarray(self.vectors_per_token, float)
         if np.any(kept < 0) or np.any(kept > t):
             raise ValueError(f"FocusStats.kept_tokens must lie in [0, {t:g}]")
@@ -486,4 +506,6 @@ class SparsityCurve:
 
     def __call__(self, threshold):
         """Expected similar-vector fraction at ``threshold`` (array or number)."""
-        return jnp.interp(jnp.asarray(threshold, dtype=_float(jnp)), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities))
+        return jnp.interp(
+            jnp.asarray(threshold, dtype=_float(jnp)), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities)
+        )

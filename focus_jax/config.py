@@ -96,7 +96,12 @@ class FocusConfig:
 
     def __post_init__(self):
         thr = self.similarity_threshold
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or not -1.0 <= thr <= 1.0:
+        if (
+            isinstance(thr, bool)
+            or not isinstance(thr, (int, float))
+            or not math.isfinite(thr)
+            or not -1.0 <= thr <= 1.0
+        ):
             raise ValueError(f"similarity_threshold must be a number in [-1, 1], got {thr!r}")
         object.__setattr__(self, "similarity_threshold", float(thr))
         _require_int("vector_size", self.vector_size)
@@ -113,7 +118,9 @@ class FocusConfig:
         if any(b <= a for a, b in zip(layers, layers[1:])):
             raise ValueError(f"sec_layers must be strictly increasing, got {layers}")
         if len(layers) != len(alphas):
-            raise ValueError(f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}")
+            raise ValueError(
+                f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}"
+            )
         for a in self.sec_alphas:
             if isinstance(a, bool) or not isinstance(a, float) or not 0.0 < a <= 1.0:
                 raise ValueError(f"sec_alphas must lie in (0, 1], got {alphas}")

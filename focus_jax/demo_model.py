@@ -69,7 +69,12 @@ def demo_model_config():
 
     ids = special_token_ids()
     vision = SiglipVisionConfig(
-        hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4, image_size=DEMO_IMAGE_SIZE, patch_size=DEMO_PATCH_SIZE
+        hidden_size=64,
+        intermediate_size=256,
+        num_layers=2,
+        num_heads=4,
+        image_size=DEMO_IMAGE_SIZE,
+        patch_size=DEMO_PATCH_SIZE,
     )
     text = Qwen2Config(
         vocab_size=ids["vocab_size"], hidden_size=128, intermediate_size=384, num_layers=4, num_heads=4, num_kv_heads=2,
@@ -99,7 +104,9 @@ def demo_model_dir() -> Path:
     """
     path = Path(__file__).parent / "resources" / "demo_model"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"the embedded demo model is missing from {path}; reinstall focus-jax or run `focus-jax train-demo`")
+        raise FileNotFoundError(
+            f"the embedded demo model is missing from {path}; reinstall focus-jax or run `focus-jax train-demo`"
+        )
     return path
 
 
@@ -144,7 +151,12 @@ def write_model_dir(directory: str | Path, cfg, params: dict, focus: FocusConfig
     llava_params.save(directory, cfg, params)
     (directory / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(cfg), indent=2) + "\n")
     text = cfg.text
-    generation = {"bos_token_id": text.bos_token_id, "eos_token_id": list(text.eos_token_id), "pad_token_id": text.pad_token_id, "do_sample": False}
+    generation = {
+        "bos_token_id": text.bos_token_id,
+        "eos_token_id": list(text.eos_token_id),
+        "pad_token_id": text.pad_token_id,
+        "do_sample": False,
+    }
     (directory / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     save_tokenizer(directory)
     if focus is not None:

@@ -94,7 +94,8 @@ def check_sec_layers(focus: Optional[FocusConfig], num_layers: int) -> None:
     """Raise ``InputError`` if an SEC layer of ``focus`` is not a layer of a ``num_layers``-layer decoder."""
     if focus is not None and focus.sec_layers and max(focus.sec_layers) >= num_layers:
         raise InputError(
-            f"SEC layers {list(focus.sec_layers)} do not fit the model's {num_layers} decoder layers (0 to {num_layers - 1})"
+            f"SEC layers {list(focus.sec_layers)} do not fit the model's {num_layers} decoder layers (0 to "
+            f"{num_layers - 1})"
         )
 
 
@@ -167,7 +168,9 @@ def _chat_template(tokenizer, model_dir: Path) -> str:
             return json.loads(js.read_text())["chat_template"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InputError(f"--model: {js} holds no chat template ({exc})") from None
-    raise InputError(f"--model: {model_dir} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json)")
+    raise InputError(
+        f"--model: {model_dir} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json)"
+    )
 
 
 def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> VideoModel:
@@ -215,13 +218,17 @@ def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
     from focus_jax.models.llava_onevision.preprocessing import expand_placeholders
 
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": _check_prompt(prompt)}]}]
-    text = vm.tokenizer.apply_chat_template(messages, chat_template=vm.chat_template, add_generation_prompt=True, tokenize=False)
+    text = vm.tokenizer.apply_chat_template(
+        messages, chat_template=vm.chat_template, add_generation_prompt=True, tokenize=False
+    )
     ids = vm.tokenizer(text, add_special_tokens=False)["input_ids"]
     cfg = vm.model.config
     found = ids.count(cfg.video_token_id)
     if found != 1:
-        raise InputError(f"the chat prompt must hold one video placeholder (token {cfg.video_token_id}), found {found}; "
-                         "remove any <video> from the prompt")  # fmt: skip
+        raise InputError(
+            f"the chat prompt must hold one video placeholder (token {cfg.video_token_id}), found {found}; "
+            "remove any <video> from the prompt"
+        )
     return np.asarray([expand_placeholders(ids, cfg.video_token_id, cfg.video_token_count(frames))], np.int32)
 
 
@@ -231,30 +238,17 @@ def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
 def generate_with_trace(model, input_ids, pixel_values_videos, attention_mask=None, max_new_tokens: int = 16,
                         seq_bucket: int = SEQ_BUCKET):  # fmt: skip
     """Greedy tokens ``(B, max_new_tokens)`` int32 and, for a Focus model, the ``ModelTrace``
-    of its prefill (None for a dense model).
-
-    The trace is that of the prefill generation ran: the prompt left-padded to a multiple
-    of ``seq_bucket`` (the padding is masked, so it does not change the trace).
+    of its prefill (None for a dense model), recorded by the one compiled prefill that fills
+    the KV cache (``LlavaOnevision.generate(..., return_trace=True)``: one Focus compile).
 
     Raises:
         ValueError: as ``LlavaOnevision.generate``.
     """
     kwargs = dict(pixel_values_videos=pixel_values_videos, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                   seq_bucket=seq_bucket)  # fmt: skip
-    tokens = model.generate(input_ids, **kwargs)
     if model.focus is None:
-        return tokens, None
-    # TODO(core13): model.generate(..., return_trace=True) returns both from one compiled prefill
-    ids = np.asarray(input_ids)
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-    s = ids.shape[1]
-    padded = -(-s // seq_bucket) * seq_bucket
-    pad = model.config.text.pad_token_id or 0
-    ids = np.pad(ids, ((0, 0), (padded - s, 0)), constant_values=pad)
-    mask = np.pad(mask, ((0, 0), (padded - s, 0)))
-    _, trace = model.forward(ids, pixel_values_videos=pixel_values_videos, attention_mask=mask, return_trace=True,
-                             logits_to_keep=1)  # fmt: skip
-    return tokens, trace
+        return model.generate(input_ids, **kwargs), None
+    return model.generate(input_ids, **kwargs, return_trace=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,7 +431,8 @@ class VideoAnswer:
         if self.trace is None:
             return None
         kept = np.asarray(self.trace.kept_tokens)
-        return [{"layer": int(l), "kept_tokens": int(kept[l, 1])} for l in self.focus_config.sec_layers if l < self.trace.num_layers]
+        layers = [layer for layer in self.focus_config.sec_layers if layer < self.trace.num_layers]
+        return [{"layer": int(layer), "kept_tokens": int(kept[layer, 1])} for layer in layers]
 
     def sparsity_per_gemm(self) -> dict | None:
         """``{gemm name: SIC sparsity (S + Z) / (N V) averaged over layers}``."""
@@ -459,7 +454,12 @@ class VideoAnswer:
         if self.trace is None:
             return None
         total, sec = float(self.trace.work_fraction()), float(self.trace.work_fraction(merged=False))
-        return {"work_fraction": total, "sec_work_fraction": sec, "cpu_saved": 1 - sec, "accelerator_only_saved": sec - total}
+        return {
+            "work_fraction": total,
+            "sec_work_fraction": sec,
+            "cpu_saved": 1 - sec,
+            "accelerator_only_saved": sec - total,
+        }
 
     def to_dict(self) -> dict:
         """The ``focus-jax run --json`` report (numbers and strings only)."""
@@ -495,8 +495,13 @@ def _prices(cfg, trace, num_frames: int, text_tokens: int, decode_tokens: int):
     import costmodel as cm
 
     if trace is None:
-        workload = cm.Workload(_shape(cfg.text, "run"), float(num_frames * cfg.tokens_per_frame), frames=float(num_frames),
-                               text_tokens=float(text_tokens), decode_tokens=decode_tokens)  # fmt: skip
+        workload = cm.Workload(
+            _shape(cfg.text, "run"),
+            float(num_frames * cfg.tokens_per_frame),
+            frames=float(num_frames),
+            text_tokens=float(text_tokens),
+            decode_tokens=decode_tokens,
+        )
         return modeled_cost(workload), None
     workload = cm.Workload.from_trace(trace, decode_tokens=decode_tokens)
     workload = workload.replace(model=dataclasses.replace(workload.model, name="run"))
@@ -530,7 +535,9 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
     dense_tokens, _, dense_time = _generate_timed(model, ids, pixels, max_new_tokens, progress, "dense")
     focus_tokens = focus_trace = focus_time = None
     if vm.focus is not None:
-        focus_tokens, model_trace, focus_time = _generate_timed(model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus")
+        focus_tokens, model_trace, focus_time = _generate_timed(
+            model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus"
+        )
         focus_trace = model_trace.to_focus_trace(0)
     visual = num_frames * cfg.tokens_per_frame
     answered = dense_tokens if focus_tokens is None else focus_tokens
@@ -552,8 +559,15 @@ def _decode_clip(path: Path, frames: int, progress):
         return decode_video(path, frames)
 
 
-def answer_video(model_dir: str | Path, video: str | Path, prompt: str, frames: int = 8, focus: Optional[FocusConfig] = None,
-                 max_new_tokens: int = 16, progress=None) -> VideoAnswer:  # fmt: skip
+def answer_video(
+    model_dir: str | Path,
+    video: str | Path,
+    prompt: str,
+    frames: int = 8,
+    focus: Optional[FocusConfig] = None,
+    max_new_tokens: int = 16,
+    progress=None,
+) -> VideoAnswer:
     """Decode ``video`` (``frames`` frames sampled uniformly), load ``model_dir`` and ``answer_frames``.
 
     ``focus`` None runs dense only; ``choose_focus`` gives the command's default.

@@ -20,7 +20,16 @@ import numpy as np
 
 from focus_jax.config import FocusConfig
 
-__all__ = ["EVAL_SEED", "GOALS", "EvalReport", "answer_questions", "evaluate", "goal_checks", "eval_task_config", "load_task_model"]
+__all__ = [
+    "EVAL_SEED",
+    "GOALS",
+    "EvalReport",
+    "answer_questions",
+    "evaluate",
+    "goal_checks",
+    "eval_task_config",
+    "load_task_model",
+]
 
 #: Data seed of the held-out evaluation questions.
 EVAL_SEED = 1_000_003
@@ -73,7 +82,9 @@ def load_task_model(model_dir):
     model = focus_jax.from_pretrained(model_dir)
     ids = special_token_ids()
     if model.config.text.vocab_size < ids["vocab_size"] or model.config.video_token_id != ids["video_token_id"]:
-        raise ValueError(f"{model_dir} is not a model of the synthetic video QA task (its vocabulary differs from focus_jax.data's)")
+        raise ValueError(
+            f"{model_dir} is not a model of the synthetic video QA task (its vocabulary differs from focus_jax.data's)"
+        )
     return model, model_dir, model_focus_config(model_dir)
 
 
@@ -112,12 +123,17 @@ class EvalReport:
             "focus_accuracy": None if self.focus is None else self.focus.accuracy,
             "focus_retention": self.retention,
             "work_fraction": self.work_fraction,
-            "per_family": {family: {"dense": row, "focus": None if focus is None else focus[family]} for family, row in dense.items()},
+            "per_family": {
+                family: {"dense": row, "focus": None if focus is None else focus[family]}
+                for family, row in dense.items()
+            },
             "focus_config": None if self.focus_config is None else self.focus_config.to_dict(),
         }
 
 
-def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 4) -> tuple[list[str], list[float] | None]:
+def answer_questions(
+    model, tokenizer, samples: Sequence, max_new_tokens: int = 4
+) -> tuple[list[str], list[float] | None]:
     """Greedy answers of ``model`` (a ``LlavaOnevision``, dense or with Focus) to ``samples``.
 
     Args:
@@ -137,10 +153,15 @@ def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 
     cfg = model.config
     frames = int(np.shape(samples[0].frames)[0])
     batch = make_batch(
-        samples, tokenizer, num_video_tokens=cfg.video_token_count(frames), image_size=cfg.vision.image_size, with_answers=False
+        samples,
+        tokenizer,
+        num_video_tokens=cfg.video_token_count(frames),
+        image_size=cfg.vision.image_size,
+        with_answers=False,
     )
-    tokens, trace = generate_with_trace(model, batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"],
-                                        max_new_tokens=max_new_tokens)  # fmt: skip
+    tokens, trace = generate_with_trace(
+        model, batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"], max_new_tokens=max_new_tokens
+    )
     answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens]
     if trace is None:
         return answers, None

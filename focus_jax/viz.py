@@ -138,8 +138,15 @@ def plot_patch_fates(frames: np.ndarray, trace, path, gemm: str = "q_proj", titl
     fig.colorbar(image, ax=axes[1, :].tolist(), fraction=0.02, pad=0.01, label="vectors merged")
     if sec_layers:
         handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in colours]
-        axes[0, -1].legend(handles, [f"layer {layer}" for layer in sec_layers], loc="upper left", bbox_to_anchor=(1.02, 1),
-                           fontsize=8, title="pruned by SEC", title_fontsize=8)  # fmt: skip
+        axes[0, -1].legend(
+            handles,
+            [f"layer {layer}" for layer in sec_layers],
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+            fontsize=8,
+            title="pruned by SEC",
+            title_fontsize=8,
+        )
     if title:
         fig.suptitle(title, fontsize=11)
     path = Path(path)

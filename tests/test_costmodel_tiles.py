@@ -14,7 +14,9 @@ SILICON = ("area_mm2", "onchip_power_mW")
 def _workloads():
     small = cm.ModelShape.load("qwen2-0.5b")
     big = cm.ModelShape.load("llava_vid")
-    demo = cm.ModelShape("demo", hidden_size=128, intermediate_size=384, num_heads=4, num_kv_heads=2, num_layers=4, head_dim=32)
+    demo = cm.ModelShape(
+        "demo", hidden_size=128, intermediate_size=384, num_heads=4, num_kv_heads=2, num_layers=4, head_dim=32
+    )
     out = []
     for shape, visual, text, decode, sec in (
         (demo, 128.0, 17.0, 2, ((3,), (0.25,))),

@@ -27,11 +27,19 @@ def test_transformers_loads_it_with_the_same_logits_and_answers():
     model = from_pretrained(demo_model_dir())
     samples = generate_samples(demo_task_config(), EVAL_SEED + 1, 4)
     batch = make_batch(samples, build_tokenizer(), num_video_tokens=129, image_size=64, with_answers=False)
-    logits = np.asarray(model.forward(batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"]))
+    logits = np.asarray(
+        model.forward(
+            batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"]
+        )
+    )
     ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
     with torch.no_grad():
-        ref = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), pixel_values_videos=torch.from_numpy(batch["pixel_values_videos"]),
-                 position_ids=torch.from_numpy(np.where(mask > 0, np.cumsum(mask, 1) - 1, 1))).logits.numpy()  # fmt: skip
+        ref = hf(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            pixel_values_videos=torch.from_numpy(batch["pixel_values_videos"]),
+            position_ids=torch.from_numpy(np.where(mask > 0, np.cumsum(mask, 1) - 1, 1)),
+        ).logits.numpy()
     valid = mask.astype(bool)
     err = np.abs(logits[valid] - ref[valid]).max()
     print(f"max |logits - transformers| = {err:.2e}")

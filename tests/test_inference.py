@@ -34,7 +34,9 @@ def test_focus_config_load_reads_focus_and_design_files(tmp_path):
 
 
 def test_projection_keeps_every_fraction():
-    small = cm.ModelShape("small", hidden_size=128, intermediate_size=384, num_heads=4, num_kv_heads=2, num_layers=4, head_dim=32)
+    small = cm.ModelShape(
+        "small", hidden_size=128, intermediate_size=384, num_heads=4, num_kv_heads=2, num_layers=4, head_dim=32
+    )
     big = cm.KNOWN_MODELS["llava_onevision"]
     rng = np.random.default_rng(0)
     stats = cm.FocusStats.from_schedule(small, 128.0, (1, 3), (0.5, 0.25), similar_fraction=rng.uniform(0, 0.5, (4, 5)))
@@ -47,7 +49,9 @@ def test_projection_keeps_every_fraction():
     for layer in range(28):  # big layer l reads small layer l * 4 // 28 (same relative depth)
         src = layer * 4 // 28
         np.testing.assert_allclose(out.kept_tokens[layer] / 1568, stats.kept_tokens[src] / 128)
-        np.testing.assert_allclose(out.similar_vectors[layer] / (1568 * v_big), stats.similar_vectors[src] / (128 * v_small))
+        np.testing.assert_allclose(
+            out.similar_vectors[layer] / (1568 * v_big), stats.similar_vectors[src] / (128 * v_small)
+        )
         np.testing.assert_allclose(out.zero_vectors[layer] / (1568 * v_big), stats.zero_vectors[src] / (128 * v_small))
     out.validate(big, 1568.0)
 
@@ -78,10 +82,12 @@ def test_patch_fates_against_a_direct_count(tmp_path):
     assert fates.pruned_at.tolist() == [-1, 1, -1, -1, -1, -1, 2, -1]
     for g in GEMM_NAMES:
         for token in range(8):
-            fractions = [trace.gemms[(l, g)].mask_similar[token].mean() for l in range(3)
-                         if not trace.gemms[(l, g)].mask_zero[token].all()]  # fmt: skip
+            gemms = [trace.gemms[(layer, g)] for layer in range(3)]
+            fractions = [t.mask_similar[token].mean() for t in gemms if not t.mask_zero[token].all()]
             assert fates.merged[g][token] == pytest.approx(np.mean(fractions))
-    path = plot_patch_fates(np.zeros((2, 16, 16, 3), np.uint8), trace, tmp_path / "fates.png", gemm="down_proj", title="t")
+    path = plot_patch_fates(
+        np.zeros((2, 16, 16, 3), np.uint8), trace, tmp_path / "fates.png", gemm="down_proj", title="t"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="gemm must be one of"):
         plot_patch_fates(np.zeros((2, 16, 16, 3), np.uint8), trace, tmp_path / "x.png", gemm="k_proj")

@@ -7,6 +7,7 @@ import pytest
 
 from focus_jax.data import TaskConfig, generate_samples
 from focus_jax.video import VideoError, decode_video, demo_video_path, sample_indices, write_video
+
 from synthetic_oracle import solve
 
 

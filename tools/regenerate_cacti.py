@@ -78,7 +78,9 @@ def run_cacti(binary: Path, size_bytes: int, block_bytes: int, extra_read_ports:
 def _main() -> None:
     parser = argparse.ArgumentParser(description="Regenerate costmodel/data/cacti_sram.csv with a CACTI 7 binary.")
     parser.add_argument("--binary", type=Path, required=True, help="compiled CACTI (HewlettPackard/cacti 1ffd8df)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "costmodel" / "data" / "cacti_sram.csv")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "costmodel" / "data" / "cacti_sram.csv"
+    )
     args = parser.parse_args()
     rows = []
     for size, block, ports in required_configs():

@@ -74,7 +74,13 @@ def concentrate(
                 "wall_time_s": elapsed,
             }
         )
-    report = {"video": str(path), "frames": frames, "tokens": geom.num_tokens, "dim": int(tokens.shape[1]), "results": rows}
+    report = {
+        "video": str(path),
+        "frames": frames,
+        "tokens": geom.num_tokens,
+        "dim": int(tokens.shape[1]),
+        "results": rows,
+    }
     if as_json:
         print(json.dumps(report))
         return

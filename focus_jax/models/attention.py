@@ -150,7 +150,9 @@ def cached_attention(
     b, r, hq, hd = q.shape
     hkv = k.shape[2]
     g = hq // hkv
-    qh = (q * jnp.asarray(scale, q.dtype)).reshape(b, r, hkv, g, hd).transpose(0, 2, 1, 3, 4).reshape(b * hkv, r * g, hd)
+    qh = (
+        (q * jnp.asarray(scale, q.dtype)).reshape(b, r, hkv, g, hd).transpose(0, 2, 1, 3, 4).reshape(b * hkv, r * g, hd)
+    )
     valid = jnp.repeat(key_valid, hkv, axis=0)
     out = _flash(qh, None, _heads_major(k), _heads_major(v), valid, min(block_k, k.shape[1]))
     return out.reshape(b, hkv, r, g, hd).transpose(0, 2, 1, 3, 4).reshape(b, r, hq * hd).astype(q.dtype)

@@ -58,7 +58,9 @@ class FocusPlan:
 
     def __post_init__(self):
         if self.query_rows < 1:
-            raise ValueError(f"SEC needs at least one query-text token after the visual tokens, got query_rows={self.query_rows}")
+            raise ValueError(
+                f"SEC needs at least one query-text token after the visual tokens, got query_rows={self.query_rows}"
+            )
 
     @property
     def num_visual(self) -> int:
@@ -128,7 +130,11 @@ def _unmerged_record(plan: FocusPlan, span: VisualSpan, dim: int) -> GemmRecord:
     """Record of a GEMM input SIC did not touch (``sic=False``): only pruned tokens are sparse."""
     v, _ = vector_layout(dim, plan.config.vector_size)
     b, n = span.start.shape[0], plan.num_visual
-    kept = jnp.ones((b, n), bool) if span.keep is None else jax.vmap(lambda k: jnp.zeros((n,), bool).at[k].set(True))(span.keep)
+    kept = (
+        jnp.ones((b, n), bool)
+        if span.keep is None
+        else jax.vmap(lambda k: jnp.zeros((n,), bool).at[k].set(True))(span.keep)
+    )
     mask_zero = jnp.broadcast_to(~kept[..., None], (b, n, v))
     group = jnp.broadcast_to(jnp.arange(n * v, dtype=jnp.int32).reshape(n, v), (b, n, v))
     return GemmRecord(mask_zero, jnp.zeros((b, n, v), bool), group)

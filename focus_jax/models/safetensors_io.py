@@ -88,7 +88,9 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path}: tensor {name!r} has an unsupported or malformed entry {info!r}") from None
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if end - begin != nbytes or begin < 0 or end > raw.shape[0]:
-            raise CheckpointError(f"{path}: tensor {name!r} byte range [{begin}, {end}) does not hold shape {shape} of {info['dtype']}")
+            raise CheckpointError(
+                f"{path}: tensor {name!r} byte range [{begin}, {end}) does not hold shape {shape} of {info['dtype']}"
+            )
         tensors[name] = raw[begin:end].view(dtype).reshape(shape)
     return tensors
 
@@ -121,7 +123,9 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
                 if name in tensors:
                     raise CheckpointError(f"tensor {name!r} appears in more than one shard of {directory}")
                 if weight_map.get(name) != shard:
-                    raise CheckpointError(f"tensor {name!r} is in shard {shard!r} but the index maps it to {weight_map.get(name)!r}")
+                    raise CheckpointError(
+                        f"tensor {name!r} is in shard {shard!r} but the index maps it to {weight_map.get(name)!r}"
+                    )
                 tensors[name] = array
         missing = sorted(set(weight_map) - set(tensors))
         if missing:
@@ -159,7 +163,11 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
         array = np.ascontiguousarray(tensors[name])
         if array.dtype not in _NAMES:
             raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which safetensors cannot store")
-        header[name] = {"dtype": _NAMES[array.dtype], "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        header[name] = {
+            "dtype": _NAMES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
         offset += array.nbytes
         arrays.append(array)
     blob = json.dumps(header, separators=(",", ":")).encode()
@@ -172,7 +180,9 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
     return path
 
 
-def write_checkpoint(directory: str | Path, tensors: dict[str, np.ndarray], max_shard_bytes: int = 4 << 30) -> list[Path]:
+def write_checkpoint(
+    directory: str | Path, tensors: dict[str, np.ndarray], max_shard_bytes: int = 4 << 30
+) -> list[Path]:
     """Write ``tensors`` as ``model.safetensors``, or as shards plus
     ``model.safetensors.index.json`` when they exceed ``max_shard_bytes``.
 
@@ -198,5 +208,7 @@ def write_checkpoint(directory: str | Path, tensors: dict[str, np.ndarray], max_
         written.append(write_safetensors(directory / shard_name, shard))
         weight_map.update({name: shard_name for name in shard})
     index = directory / _INDEX_NAME
-    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True))
+    index.write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True)
+    )
     return written + [index]

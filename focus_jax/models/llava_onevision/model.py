@@ -19,13 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.models.focus_hooks import FocusPlan
-from focus_jax.models.llava_onevision import modeling, params as llava_params
+from focus_jax.models.llava_onevision import modeling
+from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
 from focus_jax.models.llava_onevision.trace import ModelTrace
 from focus_jax.models.qwen2 import modeling as qwen2
-from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS
 
 __all__ = ["LlavaOnevision", "PromptLayout", "from_pretrained"]
 
@@ -66,7 +67,9 @@ class LlavaOnevision:
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
-    def __init__(self, config: LlavaOnevisionConfig, params: dict, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None):
+    def __init__(
+        self, config: LlavaOnevisionConfig, params: dict, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None
+    ):
         if focus is not None and not isinstance(focus, FocusConfig):
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
@@ -82,7 +85,9 @@ class LlavaOnevision:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> "LlavaOnevision":
+    def from_pretrained(
+        cls, path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None
+    ) -> "LlavaOnevision":
         """Load a Hugging Face LLaVA-OneVision directory (``config.json`` + safetensors).
 
         Raises:
@@ -133,7 +138,9 @@ class LlavaOnevision:
         valid = (attention_mask > 0).sum(axis=1)
         if frames == 0:
             if counts.any():
-                raise ValueError(f"input_ids hold {int(counts.max())} video tokens but no pixel_values_videos were given")
+                raise ValueError(
+                    f"input_ids hold {int(counts.max())} video tokens but no pixel_values_videos were given"
+                )
             return PromptLayout(np.full(b, -1), np.zeros(b, int), valid, 0)
         expected = cfg.video_token_count(frames)
         start = np.argmax(is_video, axis=1)
@@ -230,11 +237,19 @@ class LlavaOnevision:
             ValueError: inconsistent inputs (placeholder counts, shapes), or a trace
                 requested from a dense model.
         """
-        arrays, layout, plan, sizes = self._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
+        arrays, layout, plan, sizes = self._inputs(
+            input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes
+        )
         if return_trace and plan is None:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
         logits, rows, records, _ = _forward_jit(
-            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, return_records=return_trace, logits_to_keep=logits_to_keep
+            self.params,
+            **arrays,
+            cfg=self.config,
+            image_sizes=sizes,
+            plan=plan,
+            return_records=return_trace,
+            logits_to_keep=logits_to_keep,
         )
         if not return_trace:
             return logits
@@ -291,7 +306,11 @@ class LlavaOnevision:
             raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
         text = self.config.text
         eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = pad_token_id if pad_token_id is not None else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        pad = (
+            pad_token_id
+            if pad_token_id is not None
+            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        )
         ids = np.asarray(input_ids)
         mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
         b, s = ids.shape
@@ -301,7 +320,13 @@ class LlavaOnevision:
         ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
         mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
         extra = b_pad - b
-        rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra) if extra else np.asarray(a)
+        rep = lambda a: (
+            None
+            if a is None
+            else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)
+            if extra
+            else np.asarray(a)
+        )
         ids, mask, videos = rep(ids), rep(mask), rep(pixel_values_videos)
         if pixel_values is not None and extra:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
@@ -310,7 +335,13 @@ class LlavaOnevision:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
         capacity = _bucket(max_new_tokens, 32)  # KV-cache slots (and output width) in buckets: fewer compilations
         last_logits, caches, rows, records = _prefill_jit(
-            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=capacity, return_records=return_trace
+            self.params,
+            **arrays,
+            cfg=self.config,
+            image_sizes=sizes,
+            plan=plan,
+            cache_extra=capacity,
+            return_records=return_trace,
         )
         next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
         tokens = _decode_jit(
@@ -360,12 +391,37 @@ def _image_jit(params, pixel_values, *, cfg, image_sizes):
     return modeling.image_features(params, cfg, pixel_values, image_sizes)
 
 
-def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0):
+def _forward(
+    params,
+    input_ids,
+    key_valid,
+    positions,
+    visual_start,
+    pixel_values,
+    pixel_values_videos,
+    *,
+    cfg,
+    image_sizes,
+    plan,
+    return_records,
+    logits_to_keep,
+    cache_extra=0,
+):
     return modeling.forward(
-        params, cfg, input_ids, key_valid, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos,
-        image_sizes=image_sizes, plan=plan, visual_start=visual_start, return_records=return_records,
-        logits_to_keep=logits_to_keep, cache_extra=cache_extra,
-    )  # fmt: skip
+        params,
+        cfg,
+        input_ids,
+        key_valid,
+        positions,
+        pixel_values=pixel_values,
+        pixel_values_videos=pixel_values_videos,
+        image_sizes=image_sizes,
+        plan=plan,
+        visual_start=visual_start,
+        return_records=return_records,
+        logits_to_keep=logits_to_keep,
+        cache_extra=cache_extra,
+    )
 
 
 _STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")
@@ -381,19 +437,48 @@ def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
     (without the caches XLA fuses the layer bodies differently and near-tie candidates can
     flip).
     """
-    logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static)
+    logits, out = _forward(
+        params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static
+    )
     return logits, out.rows, out.records, out.caches if static["return_records"] else ()
 
 
 @functools.partial(
-    jax.jit, static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"), compiler_options=_compiler_options()
+    jax.jit,
+    static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"),
+    compiler_options=_compiler_options(),
 )
-def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, cache_extra, return_records=False):
+def _prefill_jit(
+    params,
+    input_ids,
+    key_valid,
+    positions,
+    visual_start,
+    pixel_values,
+    pixel_values_videos,
+    *,
+    cfg,
+    image_sizes,
+    plan,
+    cache_extra,
+    return_records=False,
+):
     """Prefill for ``generate``: last-row logits, KV caches and (``return_records``) the trace."""
     logits, out = _forward(
-        params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos,
-        cfg=cfg, image_sizes=image_sizes, plan=plan, return_records=return_records, logits_to_keep=1, cache_extra=cache_extra,
-    )  # fmt: skip
+        params,
+        input_ids,
+        key_valid,
+        positions,
+        visual_start,
+        pixel_values,
+        pixel_values_videos,
+        cfg=cfg,
+        image_sizes=image_sizes,
+        plan=plan,
+        return_records=return_records,
+        logits_to_keep=1,
+        cache_extra=cache_extra,
+    )
     return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
 
 
@@ -410,7 +495,9 @@ def _top_p_filter(logits, top_p):
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "capacity", "do_sample", "eos", "pad"))
-def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad):
+def _decode_jit(
+    params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad
+):
     lang = params["language"]
     b = first_logits.shape[0]
     eos_ids = jnp.asarray(eos if eos else (-1,), jnp.int32)

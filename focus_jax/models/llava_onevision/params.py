@@ -64,12 +64,22 @@ def config_from_hf(d: dict) -> LlavaOnevisionConfig:
     """
     model_type = d.get("model_type")
     if model_type != "llava_onevision":
-        raise CheckpointError(f"config.json has model_type {model_type!r}; focus-jax loads 'llava_onevision' checkpoints")
+        raise CheckpointError(
+            f"config.json has model_type {model_type!r}; focus-jax loads 'llava_onevision' checkpoints"
+        )
     text = dict(d.get("text_config") or {})
     tie = bool(d.get("tie_word_embeddings", False) or text.get("tie_word_embeddings", False))
     vision = d.get("vision_config")
     if vision is None:  # transformers' default tower for this model type
-        vision = {"hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384, "num_hidden_layers": 26, "num_attention_heads": 16, "vision_use_head": False}
+        vision = {
+            "hidden_size": 1152,
+            "intermediate_size": 4304,
+            "patch_size": 14,
+            "image_size": 384,
+            "num_hidden_layers": 26,
+            "num_attention_heads": 16,
+            "vision_use_head": False,
+        }
     layer = d.get("vision_feature_layer", -1)
     try:
         return LlavaOnevisionConfig(
@@ -81,7 +91,9 @@ def config_from_hf(d: dict) -> LlavaOnevisionConfig:
             vision_feature_layer=tuple(layer) if isinstance(layer, (list, tuple)) else (layer,),
             vision_feature_select_strategy=d.get("vision_feature_select_strategy", "full"),
             multimodal_projector_bias=bool(d.get("multimodal_projector_bias", True)),
-            image_grid_pinpoints=tuple(map(tuple, d["image_grid_pinpoints"])) if d.get("image_grid_pinpoints") else LlavaOnevisionConfig.image_grid_pinpoints,
+            image_grid_pinpoints=tuple(map(tuple, d["image_grid_pinpoints"]))
+            if d.get("image_grid_pinpoints")
+            else LlavaOnevisionConfig.image_grid_pinpoints,
             vision_aspect_ratio=d.get("vision_aspect_ratio", "anyres_max_9"),
         )
     except ValueError as exc:
@@ -165,7 +177,9 @@ def load(directory: str | Path, dtype=jnp.float32) -> tuple[LlavaOnevisionConfig
     if cfg.text.tie_word_embeddings and head_key in tensors:
         embed = tensors.get("language_model.model.embed_tokens.weight")
         if embed is None or not np.array_equal(np.asarray(tensors[head_key]), np.asarray(embed)):
-            raise CheckpointError(f"{head_key!r} differs from the embeddings, but the config ties them (tie_word_embeddings)")
+            raise CheckpointError(
+                f"{head_key!r} differs from the embeddings, but the config ties them (tie_word_embeddings)"
+            )
         del tensors[head_key]
     params = checkpoint.load_tensors(tensors, key_rules(cfg), abstract_params(cfg, dtype), dtype)
     return cfg, params
@@ -179,7 +193,10 @@ def save(directory: str | Path, cfg: LlavaOnevisionConfig, params: dict, max_sha
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = checkpoint.export_tensors(params, key_rules(cfg))
-    tensors = {(_HUB_VISION_PREFIX + k[len("vision_tower.") :] if k.startswith("vision_tower.") else k): v for k, v in tensors.items()}
+    tensors = {
+        (_HUB_VISION_PREFIX + k[len("vision_tower.") :] if k.startswith("vision_tower.") else k): v
+        for k, v in tensors.items()
+    }
     config = directory / "config.json"
     config.write_text(json.dumps(config_to_hf(cfg), indent=2))
     return write_checkpoint(directory, tensors, max_shard_bytes) + [config]

@@ -81,8 +81,18 @@ class Qwen2Config:
 
     def __post_init__(self):
         eos = self.eos_token_id
-        object.__setattr__(self, "eos_token_id", tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,)))
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim"):
+        object.__setattr__(
+            self, "eos_token_id", tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
+        )
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Qwen2Config.{name} must be a positive integer, got {value!r}")

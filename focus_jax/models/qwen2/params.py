@@ -50,7 +50,9 @@ def _rope_theta(d: dict) -> float:
     rope = d.get("rope_parameters")
     if rope is not None:
         if rope.get("rope_type", "default") != "default":
-            raise CheckpointError(f"text_config.rope_parameters.rope_type {rope.get('rope_type')!r}: only 'default' RoPE is supported")
+            raise CheckpointError(
+                f"text_config.rope_parameters.rope_type {rope.get('rope_type')!r}: only 'default' RoPE is supported"
+            )
         return float(rope.get("rope_theta", d.get("rope_theta", 10000.0)))
     scaling = d.get("rope_scaling")
     if scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default":
@@ -115,7 +117,9 @@ def config_to_hf(cfg: Qwen2Config) -> dict:
         "use_sliding_window": False,
         "attention_dropout": 0.0,
         "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": (list(cfg.eos_token_id) if len(cfg.eos_token_id) > 1 else cfg.eos_token_id[0]) if cfg.eos_token_id else None,
+        "eos_token_id": (list(cfg.eos_token_id) if len(cfg.eos_token_id) > 1 else cfg.eos_token_id[0])
+        if cfg.eos_token_id
+        else None,
         "pad_token_id": cfg.pad_token_id,
     }
     if cfg.head_dim != cfg.hidden_size // cfg.num_heads:

@@ -41,7 +41,9 @@ def key_rules(cfg: SiglipVisionConfig, prefix: str = "", path: tuple = ()) -> li
     """
     d, c, p = cfg.hidden_size, cfg.num_channels, cfg.patch_size
     rules = [
-        KeyRule(f"{prefix}embeddings.patch_embedding.weight", path + ("patch_embed", "w"), kind="conv", shape=(d, c, p, p)),
+        KeyRule(
+            f"{prefix}embeddings.patch_embedding.weight", path + ("patch_embed", "w"), kind="conv", shape=(d, c, p, p)
+        ),
         KeyRule(f"{prefix}embeddings.patch_embedding.bias", path + ("patch_embed", "b")),
         KeyRule(f"{prefix}embeddings.position_embedding.weight", path + ("pos_embed",)),
     ]
@@ -81,7 +83,9 @@ def config_from_hf(d: dict) -> SiglipVisionConfig:
         CheckpointError: not a SigLIP vision config, or unsupported values.
     """
     if d.get("model_type", "siglip_vision_model") != "siglip_vision_model":
-        raise CheckpointError(f"vision_config.model_type is {d.get('model_type')!r}; only 'siglip_vision_model' is supported")
+        raise CheckpointError(
+            f"vision_config.model_type is {d.get('model_type')!r}; only 'siglip_vision_model' is supported"
+        )
     try:
         return SiglipVisionConfig(
             hidden_size=d.get("hidden_size", 768),
