@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VideoError", "decode_video", "sample_indices", "demo_video_path", "write_video"]
+__all__ = ["VideoError", "decode_video", "sample_indices", "demo_video_path", "write_video", "pixel_patch_tokens"]
 
 
 class VideoError(ValueError):
@@ -134,3 +134,19 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def pixel_patch_tokens(frames: np.ndarray, grid: int, patch: int) -> np.ndarray:
+    """``(F, H, W, 3)`` uint8 frames -> ``(F * grid * grid, patch * patch * 3)`` float32 tokens.
+
+    Frames are resized (PIL, bicubic) to ``grid * patch`` square and scaled to [-1, 1]
+    as SigLIP's image processor does; tokens are frame-major, row-major.
+    """
+    from PIL import Image
+
+    side = grid * patch
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in frames])
+    x = resized.astype(np.float32) / 127.5 - 1.0
+    f = x.shape[0]
+    x = x.reshape(f, grid, patch, grid, patch, 3).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(f * grid * grid, patch * patch * 3)

@@ -72,8 +72,8 @@ def plot_patch_fates(frames: np.ndarray, trace, path, gemm: str = "q_proj", titl
 
     Top row: the frames, each patch SEC pruned tinted by the layer that pruned it (and
     labelled with it on small grids). Bottom row: the fraction of the patch's vectors SIC
-    merged at ``gemm`` (0 = every vector computed, 1 = all merged into earlier ones;
-    pruned patches grey).
+    merged at ``gemm`` over the layers it is present in (0 = every vector computed, 1 = all
+    merged into earlier ones).
 
     Args:
         frames: ``(F, H, W, 3)`` uint8, the frames the trace's prompt was built from (the
@@ -106,11 +106,12 @@ def plot_patch_fates(frames: np.ndarray, trace, path, gemm: str = "q_proj", titl
     sec_layers = sorted({int(x) for x in fates.pruned_at if x >= 0})
     colours = plt.get_cmap("autumn")(np.linspace(0, 0.8, max(len(sec_layers), 1)))
     layer_cmap = ListedColormap(colours)
-    merge_cmap = plt.get_cmap("viridis").with_extremes(bad=(0.5, 0.5, 0.5, 0.85))
+    merge_cmap = plt.get_cmap("viridis")
 
     cols = geo.frames
     aspect = frames.shape[1] / frames.shape[2]
-    fig, axes = plt.subplots(2, cols, figsize=(1.9 * cols + 1.4, 2 * 1.9 * aspect + 1.3), squeeze=False)
+    panel = max(1.9 * aspect, 1.8)  # room for the row labels on wide frames
+    fig, axes = plt.subplots(2, cols, figsize=(1.9 * cols + 1.4, 2 * panel + 1.0), squeeze=False)
     extent = (0, frames.shape[2], frames.shape[1], 0)
     label = geo.height * geo.width <= 64
     for f in range(cols):
@@ -123,18 +124,17 @@ def plot_patch_fates(frames: np.ndarray, trace, path, gemm: str = "q_proj", titl
         shade = np.where(pruned[f] >= 0, index, np.nan)
         top.imshow(np.ma.masked_invalid(shade), cmap=layer_cmap, vmin=-0.5, vmax=max(len(sec_layers), 1) - 0.5,
                    alpha=0.6, extent=extent, interpolation="nearest")  # fmt: skip
-        shown = np.where(pruned[f] >= 0, np.nan, merged[f])
-        image = bottom.imshow(np.ma.masked_invalid(shown), cmap=merge_cmap, vmin=0, vmax=1, alpha=0.75, extent=extent,
-                              interpolation="nearest")  # fmt: skip
+        image = bottom.imshow(np.ma.masked_invalid(merged[f]), cmap=merge_cmap, vmin=0, vmax=1, alpha=0.75,
+                              extent=extent, interpolation="nearest")  # fmt: skip
         if label:
             ch, cw = frames.shape[1] / geo.height, frames.shape[2] / geo.width
             for i, j in zip(*np.nonzero(pruned[f] >= 0)):
                 top.text((j + 0.5) * cw, (i + 0.5) * ch, f"L{pruned[f][i, j]}", ha="center", va="center", fontsize=7)
         top.set_title(f"frame {f}", fontsize=9)
     kept = int((fates.pruned_at < 0).sum())
-    axes[0, 0].set_ylabel(f"SEC: pruned at layer\n({geo.num_tokens - kept} of {geo.num_tokens} patches)", fontsize=9)
+    axes[0, 0].set_ylabel(f"SEC: pruned\nat layer\n({geo.num_tokens - kept}/{geo.num_tokens} patches)", fontsize=9)
     mean = np.nanmean(fates.merged[gemm]) if np.isfinite(fates.merged[gemm]).any() else 0.0
-    axes[1, 0].set_ylabel(f"SIC: merged at {gemm}\n(mean {mean:.0%}; grey: pruned)", fontsize=9)
+    axes[1, 0].set_ylabel(f"SIC: merged\nat {gemm}\n(mean {mean:.0%})", fontsize=9)
     fig.colorbar(image, ax=axes[1, :].tolist(), fraction=0.02, pad=0.01, label="vectors merged")
     if sec_layers:
         handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in colours]

@@ -12,26 +12,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
-
-
-def pixel_patch_tokens(frames: np.ndarray, grid: int, patch: int) -> np.ndarray:
-    """``(F, H, W, 3)`` uint8 frames -> ``(F * grid * grid, patch * patch * 3)`` float32 tokens.
-
-    Frames are resized (PIL, bicubic) to ``grid * patch`` square and scaled to [-1, 1]
-    as SigLIP's image processor does; tokens are frame-major, row-major.
-    """
-    from PIL import Image
-
-    side = grid * patch
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in frames])
-    x = resized.astype(np.float32) / 127.5 - 1.0
-    f = x.shape[0]
-    x = x.reshape(f, grid, patch, grid, patch, 3).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(f * grid * grid, patch * patch * 3)
 
 
 def concentrate(
@@ -49,7 +32,7 @@ def concentrate(
 
     from focus_jax import FocusConfig, VisualGeometry
     from focus_jax.concentration import similarity_concentration
-    from focus_jax.video import decode_video, demo_video_path
+    from focus_jax.video import decode_video, demo_video_path, pixel_patch_tokens
 
     if demo == (video is not None):
         raise ValueError("give either a VIDEO path or --demo")
