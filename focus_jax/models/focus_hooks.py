@@ -23,10 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from focus_jax.concentration import NO_CANDIDATE, similarity_concentration, window_offsets
-from focus_jax.concentration.block import m_tile_ids
-from focus_jax.concentration.vector import chase_pointers, group_mean, similar_mask
-from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
+from focus_jax.concentration import (
+    attention_importance,
+    select_tokens,
+    sequence_keep_indices,
+    similarity_concentration,
+    vector_layout,
+)
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.trace import GEMM_NAMES
 
@@ -137,12 +140,12 @@ def _unmerged_record(plan: FocusPlan, span: VisualSpan, dim: int) -> GemmRecord:
 def kept_sic(vis: jnp.ndarray, keep: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig):
     """SIC of the kept tokens of a pruned grid, computed on the kept tokens only.
 
-    Equal, bit for bit, to scattering ``vis`` to the grid with zeros at pruned positions,
-    running ``similarity_concentration`` and gathering the kept rows back (the spec's
-    definition; ``tests/test_models_focus.py`` checks it): a zero vector is never a valid
-    candidate and never similar, so a pruned position can only ever be a missing
-    candidate. Working on ``n`` kept tokens instead of the ``N``-token grid makes the cost
-    follow SEC's pruning (e.g. 4-9x less for 235-627 of 1568 tokens at ``D = 4864``).
+    ``focus_jax.concentration.similarity_concentration`` with ``positions=keep``: equal,
+    bit for bit, to scattering ``vis`` to the grid with zeros at pruned positions, running
+    SIC on the grid and gathering the kept rows back (the spec's definition;
+    ``tests/test_models_focus.py`` checks it). Working on ``n`` kept tokens instead of the
+    ``N``-token grid makes the cost follow SEC's pruning (e.g. 4-9x less for 235-627 of
+    1568 tokens at ``D = 4864``).
 
     Args:
         vis: ``(n, D)`` kept visual tokens, in grid order.
@@ -153,34 +156,8 @@ def kept_sic(vis: jnp.ndarray, keep: jnp.ndarray, geom: VisualGeometry, cfg: Foc
         ``(output (n, D), mask_similar (n, V), mask_zero (n, V), group (n, V))`` where
         ``group`` is the flat *grid* index ``grid_token * V + slot`` of each group root.
     """
-    n, dim = vis.shape
-    xv = split_vectors(vis, cfg.vector_size)
-    v = xv.shape[1]
-    xf = xv.astype(jnp.float32)
-    norms = jnp.sqrt(jnp.sum(xf * xf, axis=-1))
-    zero = jnp.sum(jnp.abs(xf), axis=-1) == 0.0
-    inverse = jnp.full((geom.num_tokens,), -1, jnp.int32).at[keep].set(jnp.arange(n, dtype=jnp.int32))
-    tiles = None if cfg.gemm_m_size is None else m_tile_ids(jnp.all(zero, axis=-1), cfg.gemm_m_size)
-    best = jnp.full((n, v), NO_CANDIDATE, jnp.float32)
-    best_cand = jnp.zeros((n, v), jnp.int32)
-    for off in window_offsets(geom, cfg.block_size, cfg.frame_block_size):  # reference order: ties keep the first
-        cand = jnp.where(keep >= off, inverse[jnp.maximum(keep - off, 0)], -1)
-        safe = jnp.maximum(cand, 0)
-        dot = jnp.sum(xf * xf[safe], axis=-1)
-        den = norms * norms[safe]
-        valid = (den != 0.0) & (cand >= 0)[:, None]
-        if tiles is not None:
-            valid &= (tiles == tiles[safe])[:, None]
-        sim = jnp.where(valid, jnp.clip(dot / jnp.where(valid, den, 1.0), -1.0, 1.0), NO_CANDIDATE)
-        better = sim > best
-        best = jnp.where(better, sim, best)
-        best_cand = jnp.where(better, safe[:, None], best_cand)
-    mask = similar_mask(best, cfg.similarity_threshold)
-    rows = jnp.arange(n, dtype=jnp.int32)[:, None]
-    group = chase_pointers(mask, jnp.where(mask, rows - best_cand, 0), geom.frames)
-    out = join_vectors(group_mean(xv, group), dim)
-    grid_group = keep[group // v] * v + group % v
-    return out, mask, zero, grid_group
+    res = similarity_concentration(vis, geom, cfg, positions=keep)
+    return res.output, res.mask_similar, res.mask_zero, res.group_index
 
 
 def _grid_record(plan: FocusPlan, keep, mask, zero, group) -> GemmRecord:
@@ -228,8 +205,8 @@ def concentrate(plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray) ->
     if span.keep is None:
         res = similarity_concentration(vis, plan.geometry, plan.config)
         return _write_visual(x, res.output, span.start), GemmRecord(res.mask_zero, res.mask_similar, res.group_index)
-    out, mask, zero, group = jax.vmap(lambda vb, kb: kept_sic(vb, kb, plan.geometry, plan.config))(vis, span.keep)
-    return _write_visual(x, out, span.start), _grid_record(plan, span.keep, mask, zero, group)
+    res = similarity_concentration(vis, plan.geometry, plan.config, positions=span.keep)
+    return _write_visual(x, res.output, span.start), _grid_record(plan, span.keep, res.mask_similar, res.mask_zero, res.group_index)
 
 
 def sec_importance(
@@ -261,11 +238,9 @@ def sec_importance(
     cols = jnp.arange(s)
     allowed = (cols[None, :] <= rows[:, None])[None] & key_valid[:, None, :]  # (B, r, S)
     scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1)
+    probs = jax.nn.softmax(scores, axis=-1).reshape(b, hq, r, s)  # heads kv-major, as q's
     query_row = rows[None, :] >= (span.start + n)[:, None]  # (B, r): rows of query text
-    probs = jnp.where(query_row[:, None, None, :, None], probs, 0.0)
-    col_max = jnp.max(probs, axis=(1, 2, 3))  # (B, S)
-    return _slice_visual(col_max[..., None], span.start, n)[..., 0]
+    return attention_importance(probs, query_row, span.start, n)
 
 
 def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k: int, seq_len: int):
@@ -283,13 +258,7 @@ def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k
         visual span.
     """
     b, n = importance.shape
-    _, local = lax.top_k(importance, k)  # ties: lower index first, as torch.topk on CPU
-    local = jnp.sort(local.astype(jnp.int32), axis=-1)
-    new_len = seq_len - n + k
-    idx = jnp.arange(new_len, dtype=jnp.int32)[None, :]
-    start = span.start[:, None]
-    in_visual = (idx >= start) & (idx < start + k)
-    visual_src = start + jnp.take_along_axis(local, jnp.clip(idx - start, 0, k - 1), axis=1)
-    rows = jnp.where(idx < start, idx, jnp.where(in_visual, visual_src, idx - k + n))
+    local = select_tokens(importance, k)  # ties: lower index first, as torch.topk on CPU
+    rows = jax.vmap(lambda kept, start: sequence_keep_indices(kept, start, n, seq_len))(local, span.start)
     old_keep = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (b, n)) if span.keep is None else span.keep
     return rows, VisualSpan(span.start, jnp.take_along_axis(old_keep, local, axis=1))
