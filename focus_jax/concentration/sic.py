@@ -20,7 +20,14 @@ from focus_jax.concentration.vector import chase_pointers, group_mean, similar_m
 from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
 from focus_jax.config import FocusConfig, VisualGeometry
 
-__all__ = ["SICResult", "block_similarity", "vector_concentration", "similarity_concentration", "CPU_COMPILER_OPTIONS"]
+__all__ = [
+    "SICResult",
+    "block_similarity",
+    "vector_concentration",
+    "similarity_concentration",
+    "CPU_COMPILER_OPTIONS",
+    "jit_with_cpu_options",
+]
 
 #: XLA CPU options for jitted SIC. YNNPACK's reduce fusion materialises every shifted
 #: candidate slice and makes the similarity pass 2.5-4x slower (jax-cpu-notes.md).
@@ -98,17 +105,16 @@ def _over_batch(fn, x, *mapped):
     return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), out)
 
 
-def _jit(fn):
-    """jit ``fn`` with ``geom``, ``shape_cfg`` and ``relaxed`` static.
+def jit_with_cpu_options(fn, static_argnames):
+    """``jax.jit`` of ``fn`` with ``CPU_COMPILER_OPTIONS`` when called at top level.
 
-    At top level the XLA CPU options apply. JAX accepts compiler options only on a
-    top-level jit, so when called while tracing (inside a model's jit, ``jax.grad``,
-    ``vmap``) a plain jit is used and the enclosing computation's options apply.
+    JAX accepts compiler options only on a top-level jit, so when called while tracing
+    (inside a user's jit, ``jax.grad``, ``vmap``) a plain jit is used and the enclosing
+    computation's options apply. ``.lower`` lowers the top-level version.
     """
-    static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    top_level = jax.jit(fn, static_argnames=static, compiler_options=options)
-    nested = jax.jit(fn, static_argnames=static)
+    top_level = jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+    nested = jax.jit(fn, static_argnames=static_argnames)
 
     @functools.wraps(fn)
     def dispatch(*args, **kwargs):
@@ -116,7 +122,13 @@ def _jit(fn):
         return (nested if traced else top_level)(*args, **kwargs)
 
     dispatch.lower = top_level.lower
+    dispatch._cache_size = top_level._cache_size
     return dispatch
+
+
+def _jit(fn):
+    """``jit_with_cpu_options`` with ``geom``, ``shape_cfg`` and ``relaxed`` static."""
+    return jit_with_cpu_options(fn, ("geom", "shape_cfg", "relaxed"))
 
 
 def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
