@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from focus_jax import FocusConfig, VisualGeometry  # noqa: E402
-from focus_jax.concentration.sic import _shape_cfg, _sic_jit  # noqa: E402
 from focus_jax.concentration import similarity_concentration  # noqa: E402
+from focus_jax.concentration.sic import _shape_cfg, _sic_jit  # noqa: E402
 
 SHAPES = [(32, 14, 14, 3584), (16, 14, 14, 896)]
 
@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("--no-child", action="store_true", help="do not re-run with huge pages")
     args = parser.parse_args()
     tunables = os.environ.get("GLIBC_TUNABLES", "") or "(glibc defaults)"
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s); GLIBC_TUNABLES={tunables}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s); "
+        f"GLIBC_TUNABLES={tunables}"
+    )
     cfg = FocusConfig()
     for frames, height, width, dim in SHAPES:
         geom = VisualGeometry(frames, height, width)

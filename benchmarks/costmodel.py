@@ -48,7 +48,9 @@ def objective(params):
     """Latency (s) + energy (J) of Focus on LLaVA-Video-7B, relaxed mode."""
     ops = cm.Ops(TEMPERATURE)
     hw = cm.focus().replace(m_tile=params["m_tile"], scatter_vectors=params["nsv"], gather_block=params["bs"])
-    stats = FocusStats.from_schedule(MODEL, T, SEC_LAYERS, params["alphas"], similar_fraction=CURVE(params["threshold"]), ops=ops)
+    stats = FocusStats.from_schedule(
+        MODEL, T, SEC_LAYERS, params["alphas"], similar_fraction=CURVE(params["threshold"]), ops=ops
+    )
     report = cm.evaluate(hw, cm.Workload(MODEL, T, focus=stats), mode="relaxed", temperature=TEMPERATURE)
     return report.time_s + report.energy_total_mJ / 1e3
 
@@ -113,17 +115,22 @@ def main() -> None:
             [f"{g:.2e}" for g in grads["alphas"].tolist()],
         )
     )
-    print(f"  value+grad (jit): {t_vg * 1e3:.3f} ms median of {args.repeats}  [goal < 5 ms]  (compile {compile_vg:.1f} s)")
+    print(
+        f"  value+grad (jit): {t_vg * 1e3:.3f} ms median of {args.repeats}  [goal < 5 ms]  (compile {compile_vg:.1f} s)"
+    )
     print(
         f"  vmap over {n:,} hardware/threshold configs (jit): {t_sweep:.3f} s  [goal < 1 s]  "
         f"({t_sweep / n * 1e6:.1f} us/config, compile {compile_sweep:.1f} s)"
     )
     print(
-        f"  best of the sweep: m_tile {float(batch['m_tile'][best]):.0f}, scatter vectors {float(batch['nsv'][best]):.2f}, "
+        f"  best of the sweep: m_tile {float(batch['m_tile'][best]):.0f}, scatter vectors "
+        f"{float(batch['nsv'][best]):.2f}, "
         f"threshold {float(batch['threshold'][best]):.3f} -> {float(costs[best]):.4f}"
     )
     print(f"  paper mode, SEC-only prefill (exact, 64-bit, via simulate): {t_paper * 1e3:.3f} ms")
-    print(f"SCALE-Sim 3.0.0, one 256x256x256 GEMM on 32x32 ws: {t_scalesim:.2f} s, {cycles} cycles (analytic {analytic})")
+    print(
+        f"SCALE-Sim 3.0.0, one 256x256x256 GEMM on 32x32 ws: {t_scalesim:.2f} s, {cycles} cycles (analytic {analytic})"
+    )
     print(f"  ratio: SCALE-Sim one GEMM / costmodel whole-model value+grad = {t_scalesim / t_vg:,.0f}x")
 
 

@@ -84,10 +84,11 @@ def prompt(frames: int, seed: int = 0) -> tuple[np.ndarray, int]:
 def torch_model(params: dict):
     """transformers ``Qwen2Model`` holding ``params`` (the decoder only, no LM head)."""
     import torch
-    from transformers import Qwen2Config as HFConfig, Qwen2Model
+    from transformers import Qwen2Config as HFConfig
+    from transformers import Qwen2Model
 
-    from focus_jax.models.qwen2 import params as qwen2_params
     from focus_jax.models.checkpoint import export_tensors
+    from focus_jax.models.qwen2 import params as qwen2_params
 
     hf_cfg = qwen2_params.config_to_hf(CONFIG)
     model = Qwen2Model(HFConfig(**hf_cfg)).eval()
@@ -126,7 +127,9 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--skip-torch", action="store_true")
-    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights and activations (both libraries)")
+    ap.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default="float32", help="weights and activations (both libraries)"
+    )
     args = ap.parse_args(argv)
     dtype = jnp.dtype(args.dtype)
 
@@ -145,14 +148,18 @@ def main(argv=None) -> None:
 
     def run(plan, records=False):
         fn = jax.jit(
-            lambda p, x: qwen2.prefill(p, CONFIG, x, valid, pos, plan=plan, visual_start=vstart, return_records=records),
+            lambda p, x: qwen2.prefill(
+                p, CONFIG, x, valid, pos, plan=plan, visual_start=vstart, return_records=records
+            ),
             compiler_options=_compiler_options(),
         )
         return fn
 
     dense_fn, focus_fn = run(None), run(plan)
     trace_out = run(plan, records=True)(jparams, x)
-    trace = ModelTrace.from_records(trace_out.records, plan, CONFIG, [s - geom.num_tokens], trace_out.rows).to_focus_trace(0)
+    trace = ModelTrace.from_records(
+        trace_out.records, plan, CONFIG, [s - geom.num_tokens], trace_out.rows
+    ).to_focus_trace(0)
 
     t0 = time.perf_counter()
     dense_out = jax.block_until_ready(dense_fn(jparams, x))
@@ -161,7 +168,10 @@ def main(argv=None) -> None:
     jax.block_until_ready(focus_fn(jparams, x))
     t_focus_compile = time.perf_counter() - t0
 
-    timers = {"focus_jax dense": lambda: jax.block_until_ready(dense_fn(jparams, x)), "focus_jax Focus": lambda: jax.block_until_ready(focus_fn(jparams, x))}
+    timers = {
+        "focus_jax dense": lambda: jax.block_until_ready(dense_fn(jparams, x)),
+        "focus_jax Focus": lambda: jax.block_until_ready(focus_fn(jparams, x)),
+    }
     if not args.skip_torch:
         import torch
 
@@ -184,8 +194,11 @@ def main(argv=None) -> None:
             fn()
             times[name].append(time.perf_counter() - t0)
 
-    print(f"LLM prefill ({args.dtype}), Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + {s - geom.num_tokens} text = {s} tokens, "
-          f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} cores, median of {args.repeats}")  # fmt: skip
+    print(
+        f"LLM prefill ({args.dtype}), Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + "
+        f"{s - geom.num_tokens} text = {s} tokens, "
+        f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} cores, median of {args.repeats}"
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, t in med.items():
         spread = f"[{min(times[name]):.2f}-{max(times[name]):.2f}]"
@@ -203,9 +216,15 @@ def main(argv=None) -> None:
     for g in trace.gemms.values():
         rows = g.group_index[~g.mask_zero.all(axis=1)]
         dup.append(1 - len(np.unique(rows, axis=0)) / len(rows))
-    print(f"  kept visual GEMM-input rows duplicating another row after SIC (a CPU GEMM could skip them): {np.mean(dup):.1%}")
-    print(f"  dense GEMM work executed: focus_jax on CPU (whole prompt, SEC only shrinks rows) {cpu_work_fraction(trace, s):.1%}; "
-          f"Focus accelerator (visual tokens, unique vectors; FocusTrace.work_fraction) {trace.work_fraction():.1%}")  # fmt: skip
+    print(
+        "  kept visual GEMM-input rows duplicating another row after SIC (a CPU GEMM could skip them): "
+        f"{np.mean(dup):.1%}"
+    )
+    print(
+        "  dense GEMM work executed: focus_jax on CPU (whole prompt, SEC only shrinks rows) "
+        f"{cpu_work_fraction(trace, s):.1%}; "
+        f"Focus accelerator (visual tokens, unique vectors; FocusTrace.work_fraction) {trace.work_fraction():.1%}"
+    )
 
 
 if __name__ == "__main__":

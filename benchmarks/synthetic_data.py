@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 from focus_jax.data import (
-    TaskConfig, build_tokenizer, generate_samples, make_batch, sample_spec, video_token_count, write_video,
+    TaskConfig,
+    build_tokenizer,
+    generate_samples,
+    make_batch,
+    sample_spec,
+    video_token_count,
+    write_video,
 )
 from focus_jax.video import decode_video
 
@@ -42,7 +48,10 @@ def main() -> None:
     tok = build_tokenizer()
     generate_samples(TaskConfig(), 0, 50)  # warm-up: photo loading and sprite caches
 
-    print(f"{'frames':>6} {'res':>4} {'vision':>6} | {'specs/s':>8} {'clips/s':>8} {'batch clips/s':>13} {'mp4 clips/s':>11}")
+    print(
+        f"{'frames':>6} {'res':>4} {'vision':>6} | {'specs/s':>8} {'clips/s':>8} {'batch clips/s':>13} "
+        f"{'mp4 clips/s':>11}"
+    )
     for frames, res, vision in SETTINGS:
         cfg = TaskConfig(num_frames=frames, resolution=res)
         n = args.clips
@@ -51,8 +60,12 @@ def main() -> None:
         samples = generate_samples(cfg, 1, n)
         tokens = video_token_count(frames, vision, 8)
         batch = _rate(
-            lambda: [make_batch(samples[i : i + 16], tok, num_video_tokens=tokens, image_size=vision) for i in range(0, n, 16)],
-            n, args.repeats,
+            lambda: [
+                make_batch(samples[i : i + 16], tok, num_video_tokens=tokens, image_size=vision)
+                for i in range(0, n, 16)
+            ],
+            n,
+            args.repeats,
         )
         with tempfile.TemporaryDirectory() as tmp:
             m = min(n, 40)

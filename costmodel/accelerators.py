@@ -86,17 +86,17 @@ class GemmCost(NamedTuple):
 # building blocks shared by the accelerators
 
 
-def _dense_memory(hw: Hardware, ops: Ops, m, k, n) -> Traffic:
+def _dense_memory(hw: Hardware, ops: Ops, m, k, n, tile_rows: bool = False) -> Traffic:
     """A GEMM ``(m x k).(k x n)`` streamed from DRAM, no concentration (reference ``run_linear_dense``).
 
-    Inputs are re-read once per buffer n-tile, weights once per buffer m-tile, the output
-    written once.
+    Inputs are re-read once per buffer n-tile, weights once per buffer m-tile (``_m_tiles``),
+    the output written once.
     """
     t = Traffic()
     cycles = ops.cdiv(m * k * n, hw.rows * hw.cols)
     t.read("input", cycles * hw.rows * _B)
     t.write("output", cycles * hw.cols * _B)
-    m_repeat = ops.cdiv(m, hw.m_tile)
+    m_repeat = _m_tiles(ops, m, hw.m_tile, tile_rows)
     t.read("wgt", k * n * m_repeat * _B)
     inputs = m * k * ops.cdiv(n, hw.n_tile) * _B
     weights = k * n * m_repeat * _B
@@ -107,7 +107,7 @@ def _dense_memory(hw: Hardware, ops: Ops, m, k, n) -> Traffic:
     return t
 
 
-def _focus_memory(hw: Hardware, ops: Ops, tokens, unique, k, n) -> Traffic:
+def _focus_memory(hw: Hardware, ops: Ops, tokens, unique, k, n, tile_rows: bool = False) -> Traffic:
     """A concentrated GEMM: ``unique`` input rows computed, ``tokens`` rows scattered back.
 
     Reference ``run_linear_focus`` (memory): the array reads the unique vectors, the
@@ -120,7 +120,7 @@ def _focus_memory(hw: Hardware, ops: Ops, tokens, unique, k, n) -> Traffic:
     scattered = tokens * ops.cdiv(k, hw.cols) * n * _B
     t.read("concentrate_out", scattered)
     t.write("output", scattered)
-    m_repeat = ops.cdiv(tokens, hw.m_tile)
+    m_repeat = _m_tiles(ops, tokens, hw.m_tile, tile_rows)
     t.read("wgt", k * n * m_repeat * _B)
     inputs = unique * k * ops.cdiv(n, hw.n_tile) * _B
     weights = k * n * m_repeat * _B
@@ -128,6 +128,14 @@ def _focus_memory(hw: Hardware, ops: Ops, tokens, unique, k, n) -> Traffic:
     t.write("wgt", weights)
     t.dram = inputs + weights
     return t
+
+
+def _m_tiles(ops: Ops, rows, m_tile, tile_rows: bool):
+    """m-tiles a GEMM of ``rows`` rows spans, ``ceil(rows / m_tile)``. With ``tile_rows``
+    (corrected and relaxed modes) at least one: a relaxed ceil of ``rows / m_tile`` near 0
+    (a decode row, or a short prompt on a large tile) would otherwise stream no weights."""
+    tiles = ops.cdiv(rows, m_tile)
+    return jnp.maximum(tiles, 1.0) if tile_rows else tiles
 
 
 def _detect_memory(ops: Ops, tokens, unique, n) -> Traffic:
@@ -189,7 +197,8 @@ def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list
         compute = _split_cycles(hw, ops, t, parts, n, k)
     else:
         compute = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, n, k, n_on_rows=True)
-    out = [GemmCost("linear", compute * layers, 0.0, _dense_memory(hw, ops, t, k, n) * layers, t * k * n * layers)]
+    memory = _dense_memory(hw, ops, t, k, n, fix.tile_rows)
+    out = [GemmCost("linear", compute * layers, 0.0, memory * layers, t * k * n * layers)]
     heads, d = model.num_heads, model.head_dim
     if fix.gemm_cycles:
         qk = _split_cycles(hw, ops, t, parts, t, d) * heads
@@ -197,7 +206,9 @@ def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list
     else:
         qk = _paper_tiles(hw, ops, ops.cdiv(t, parts), parts, t, d, n_on_rows=True) * heads
         sv = qk
-    traffic = (_dense_memory(hw, ops, t, d, t) + _dense_memory(hw, ops, t, t, d)) * (0.5 * heads)
+    traffic = (_dense_memory(hw, ops, t, d, t, fix.tile_rows) + _dense_memory(hw, ops, t, t, d, fix.tile_rows)) * (
+        0.5 * heads
+    )
     out.append(GemmCost("attention", (qk + sv) / 2 * layers, 0.0, traffic * layers, t * t * d * heads * layers))
     return out
 
@@ -206,47 +217,65 @@ def _dense_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list
 # Focus and Focus SEC-only
 
 
+class _FocusRows(NamedTuple):
+    """Per-layer row counts of the traced GEMM inputs, ``(L, 5)`` arrays (text tokens included).
+
+    ``kept``: rows not pruned by SEC (``r``); ``scattered``: rows written back by the
+    scatter (``r_s``); ``unique``: rows of unique vectors computed (``u``); ``unique_c``:
+    unique rows moved through memory (``u_c``, rounded up).
+    """
+
+    kept: object
+    scattered: object
+    unique: object
+    unique_c: object
+
+
+def _focus_rows(hw: Hardware, wl: Workload, ops: Ops) -> _FocusRows:
+    st, text = wl.focus, wl.text_tokens
+    v = np.asarray(st.vectors_per_token, float)
+    kept = st.kept_tokens + text
+    nonzero = (wl.visual_tokens + text) * v - st.zero_vectors
+    unique_exact = nonzero - st.similar_vectors
+    if hw.kind == "sec-only":
+        return _FocusRows(kept, ops.floor(nonzero / v), kept, kept)
+    return _FocusRows(kept, ops.floor(nonzero / v), ops.floor(unique_exact / v), ops.cdiv(unique_exact, v))
+
+
 def _focus_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list[GemmCost]:
     if wl.focus is None:
         raise ValueError(f"{hw.kind} needs Focus statistics (Workload.focus): a trace, an SEC schedule or a sparsity")
-    model, st = wl.model, wl.focus
-    sec_only = hw.kind == "sec-only"
-    text = wl.text_tokens
-    t = wl.visual_tokens + text
-    v = np.asarray(st.vectors_per_token, float)
-    kept = st.kept_tokens + text  # r: tokens not pruned, (L, 5)
-    total = t * v  # vectors per GEMM input
-    nonzero = total - st.zero_vectors
-    unique_exact = nonzero - st.similar_vectors
-    scattered = ops.floor(nonzero / v)  # r_s
-    unique = ops.floor(unique_exact / v)  # u (compute)
-    unique_c = ops.cdiv(unique_exact, v)  # u_c (memory)
-    if sec_only:
-        unique = unique_c = kept
-    m, h, w = hw.m_tile, hw.rows, hw.cols
-    nsv, bs, n_b = hw.scatter_vectors, hw.gather_block, hw.n_tile
-    gather_tile = bs * m * ops.floor(n_b / w)  # cycles to gather one buffer tile
+    rows = _focus_rows(hw, wl, ops)
+    return [_focus_linear(hw, wl, ops, fix, rows), _focus_attention(hw, wl, ops, fix, rows)]
 
-    # the seven projections at once: (7, L) arrays, row g reading trace column idx[g]
-    k, n, idx = model.linear_arrays()
+
+def _focus_linear(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections, rows: _FocusRows) -> GemmCost:
+    """The seven projections at once: ``(7, L)`` arrays, row ``g`` reading trace column ``idx[g]``."""
+    m, h, w = hw.m_tile, hw.rows, hw.cols
+    k, n, idx = wl.model.linear_arrays()
     k, n = k[:, None], n[:, None]
-    r, r_s, u, u_c = (x[:, idx].T for x in (kept, scattered, unique, unique_c))
+    r, r_s, u, u_c = (x[:, idx].T for x in rows)
+    tile_rows = ops.minimum(m, r) if fix.tile_rows else m  # the paper fills every tile to m rows
+    gather_tile = hw.gather_block * tile_rows * ops.floor(hw.n_tile / w)  # cycles to gather one buffer tile
     parts = jnp.maximum(ops.cdiv(r, m), 1.0)
     if fix.gemm_cycles:
         compute = _split_cycles(hw, ops, u, parts, n, k)
     else:
         compute = _paper_tiles(hw, ops, ops.floor(u / parts), parts, n, k, n_on_rows=False)
     compute = jnp.where(u > 0, compute, 0.0)
-    scatter = ops.cdiv(r_s * ops.cdiv(k, h) * ops.cdiv(n, w), nsv)
-    gather = gather_tile * ops.cdiv(r, m) * ops.cdiv(n, n_b)
+    scatter = ops.cdiv(r_s * ops.cdiv(k, h) * ops.cdiv(n, w), hw.scatter_vectors)
+    gather = gather_tile * _m_tiles(ops, r, m, fix.tile_rows) * ops.cdiv(n, hw.n_tile)
     busy = ops.maximum(scatter, gather)
     stall = ops.relu(busy - compute, busy) + gather_tile
-    traffic = _focus_memory(hw, ops, r, u_c, k, n) + _detect_memory(ops, r, u_c, n)
-    out = [GemmCost("linear", compute, stall, traffic, u * k * n)]
+    traffic = _focus_memory(hw, ops, r, u_c, k, n, fix.tile_rows) + _detect_memory(ops, r, u_c, n)
+    return GemmCost("linear", compute, stall, traffic, u * k * n)
 
-    # attention: Q.K^T on the concentrated queries, A.V on the kept tokens
-    heads, d = model.num_heads, model.head_dim
-    r_k, r_s, u_q, u_cq = kept[:, 1], scattered[:, 1], unique[:, 1], unique_c[:, 1]
+
+def _focus_attention(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections, rows: _FocusRows) -> GemmCost:
+    """Q.K^T on the concentrated queries, A.V on the kept tokens (column 1 of the trace: ``query``)."""
+    m, heads, d = hw.m_tile, wl.model.num_heads, wl.model.head_dim
+    t = wl.visual_tokens + wl.text_tokens
+    r_k, r_s, u_q, u_cq = (x[:, 1] for x in rows)
     parts_q = jnp.maximum(ops.cdiv(u_q, m), 1.0)
     parts_k = jnp.maximum(ops.cdiv(r_k, m), 1.0)
     if fix.gemm_cycles:
@@ -257,23 +286,22 @@ def _focus_costs(hw: Hardware, wl: Workload, ops: Ops, fix: Corrections) -> list
         sv = _paper_tiles(hw, ops, ops.floor(r_k / parts_k), parts_k, r_k, d, n_on_rows=False)
     compute = (jnp.where(u_q > 0, qk, 0.0) + sv) / 2 * heads
     score_cols = r_k if fix.attention_traffic else t  # defect 1: the paper scatters against all T keys
-    scatter = ops.cdiv(r_s * ops.cdiv(d * heads, h) * ops.cdiv(score_cols, w), nsv)
+    scatter = ops.cdiv(r_s * ops.cdiv(d * heads, hw.rows) * ops.cdiv(score_cols, hw.cols), hw.scatter_vectors)
     stall = ops.relu(scatter - compute, scatter)
     if fix.attention_traffic:
-        qk_traffic = _focus_memory(hw, ops, r_k, u_cq, d, r_k) * heads
+        qk_traffic = _focus_memory(hw, ops, r_k, u_cq, d, r_k, fix.tile_rows) * heads
         detect = _detect_memory(ops, r_k, u_cq, r_k) * (0.5 * heads)
     else:
         # defect 1: the per-slice token count is V - (T - r) instead of r, one head of Q.K^T
-        rows = v[1] - (t - r_k)
-        if sec_only:
-            u_cq = rows
-        qk_traffic = _focus_memory(hw, ops, rows, u_cq, d, r_k)
-        detect = _detect_memory(ops, rows, u_cq, t)
-    sv_traffic = _dense_memory(hw, ops, r_k, r_k, d) * heads
+        slice_rows = wl.focus.vectors_per_token[1] - (t - r_k)
+        if hw.kind == "sec-only":
+            u_cq = slice_rows
+        qk_traffic = _focus_memory(hw, ops, slice_rows, u_cq, d, r_k)
+        detect = _detect_memory(ops, slice_rows, u_cq, t)
+    sv_traffic = _dense_memory(hw, ops, r_k, r_k, d, fix.tile_rows) * heads
     traffic = (qk_traffic + sv_traffic) * 0.5 + detect
     macs = (u_q * r_k + r_k * r_k) * d * heads / 2
-    out.append(GemmCost("attention", compute, stall, traffic, macs))
-    return out
+    return GemmCost("attention", compute, stall, traffic, macs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -433,7 +461,11 @@ def decode_costs(hw: Hardware, wl: Workload, ops: Ops) -> list[GemmCost]:
 
     k, n, _ = model.linear_arrays()
     k, n = k[:, None, None], n[:, None, None]  # (7, steps, layers) with the context below
-    out = [GemmCost("decode_linear", row_cycles(k, n) * ones, 0.0, _dense_memory(hw, ops, 1.0, k, n) * ones, k * n * ones)]
+    out = [
+        GemmCost(
+            "decode_linear", row_cycles(k, n) * ones, 0.0, _dense_memory(hw, ops, 1.0, k, n, True) * ones, k * n * ones
+        )
+    ]
     heads, kv_heads, d = model.num_heads, model.num_kv_heads, model.head_dim
     compute = heads * (row_cycles(d, context) + row_cycles(context, d))
     cache = 2 * kv_heads * context * d * _B

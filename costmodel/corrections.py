@@ -33,6 +33,12 @@ class Corrections:
             multiplies, which drops one cycle per extra fold and only knows
             weight-stationary), and Adaptiv's A.V uses its own shape (the paper reuses
             Q.K^T's, doubling attention time at long contexts).
+        tile_rows: an m-tile never holds more rows than the GEMM has: SIC's gather of a
+            buffer tile takes ``bs * min(m_tile, rows)`` cycles per n-subtile (the paper
+            charges a full ``m_tile`` rows even for a 145-token prompt), and the buffers
+            are priced (CACTI energy per access and leakage) at the size the largest tile
+            fills, ``min(m_tile, T)`` rows; banks beyond it are never addressed. With it,
+            a workload of ``T`` tokens costs the same on every m-tile ``>= T``.
     """
 
     attention_traffic: bool = True
@@ -40,9 +46,10 @@ class Corrections:
     cacti_sram: bool = True
     array_scaling: bool = True
     gemm_cycles: bool = True
+    tile_rows: bool = True
 
 
 #: The paper's model: nothing corrected.
-PAPER = Corrections(False, False, False, False, False)
+PAPER = Corrections(False, False, False, False, False, False)
 #: Everything corrected (``mode="corrected"``).
 ALL = Corrections()

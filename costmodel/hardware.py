@@ -231,7 +231,9 @@ jax.tree_util.register_dataclass(
 
 def _build(fields: dict) -> Hardware:
     """``Hardware(**fields)`` with integer numbers stored as floats (so ``jax.grad`` accepts them), validated."""
-    fields = {k: float(v) if k in _LEAVES and isinstance(v, int) and not isinstance(v, bool) else v for k, v in fields.items()}
+    fields = {
+        k: float(v) if k in _LEAVES and isinstance(v, int) and not isinstance(v, bool) else v for k, v in fields.items()
+    }
     hw = Hardware(**fields)
     hw.validate()
     return hw
@@ -258,7 +260,14 @@ def _focus_buffers(rows: int, cols: int, n_tile: int, k_tile: int) -> tuple[Buff
         Buffer("input", k_tile * b * 2, 0, rows * b, (("1024x128", 4, 2),)),
         Buffer("wgt", 0, k_tile * n_tile * b * 2, b, (("2048x16", 1, 3), ("1024x16", 1, 2))),
         Buffer("concentrate_out", cols * b * 2, 0, cols * b, (("1024x128", 4, 2),), ports_per_scatter_vector=True),
-        Buffer("output", n_tile * b * 2, 0, cols * b, (("1024x128", 8, 2), ("512x128", 8, 2)), block_per_scatter_vector=True),
+        Buffer(
+            "output",
+            n_tile * b * 2,
+            0,
+            cols * b,
+            (("1024x128", 8, 2), ("512x128", 8, 2)),
+            block_per_scatter_vector=True,
+        ),
         Buffer("layouter", 0, 32 * 32 * b, 32 * b, (("32x256", 2, 8),), count=8),
         Buffer("similarity_map", b, 0, b, (("1024x16", 1, 1),)),
         Buffer("similarity_table", 32 * b, 0, 32 * b, (("1024x128", 4, 1),)),
@@ -277,7 +286,9 @@ _FOCUS_COMPONENTS = (
 ) + _SFU
 
 
-def focus(m_tile: int = 1024, scatter_vectors: int = 2, gather_block: int = 8, *, kind: str = "focus", **overrides) -> Hardware:
+def focus(
+    m_tile: int = 1024, scatter_vectors: int = 2, gather_block: int = 8, *, kind: str = "focus", **overrides
+) -> Hardware:
     """The Focus accelerator: 32x32 weight-stationary array, SEC and SIC units, 734 KB of buffers.
 
     Args:
@@ -358,7 +369,9 @@ def accelerator(kind: str, **overrides) -> Hardware:
 @functools.cache
 def _macro_spec() -> dict[str, dict[str, float]]:
     text = resources.files("costmodel.data").joinpath("buffer_model_spec.csv").read_text()
-    return {row["Model"]: {k: float(v) for k, v in row.items() if k != "Model"} for row in csv.DictReader(text.splitlines())}
+    return {
+        row["Model"]: {k: float(v) for k, v in row.items() if k != "Model"} for row in csv.DictReader(text.splitlines())
+    }
 
 
 def compiler_figures(buffer: Buffer) -> tuple[float, float]:
@@ -426,7 +439,7 @@ def _cacti_grid(buffer: Buffer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not complete.any():
         raise KeyError(
             f"the CACTI table has no figures for buffer {buffer.name!r} ({buffer.cacti_key(1024, 2)[1]} B blocks); "
-            "add its configuration to costmodel.cacti.required_configs and regenerate the table"
+            "add its configuration to required_configs in tools/regenerate_cacti.py and regenerate the table"
         )
     return np.log(np.asarray(ms, float)[complete]), np.asarray(nsvs, float), values[complete]
 

@@ -11,7 +11,7 @@ tends to the exact step as ``t -> 0`` (pointwise, including at the jump points).
   places each smooth jump just left of the integer it belongs to, so that ``floor(n) -> n``.
   ``s`` is continuous and infinitely differentiable; large ``t`` makes it the identity
   (slope 1 everywhere), small ``t`` a staircase.
-- ``ceil(x) = -floor(-x)``.
+- ``ceil(x) = -floor(-x)``; ``minimum(a, b) = -maximum(-a, -b)``.
 - ``maximum(a, b) = b + relu(a - b)`` with ``relu`` a softplus whose width is ``t`` times the
   mean magnitude of ``a`` and ``b`` (cycle counts span 1 to 1e11, so an absolute width
   would be meaningless).
@@ -75,6 +75,12 @@ class Ops:
         if self.exact:
             return jnp.maximum(a, b)
         return b + self.relu(a - b, (jnp.abs(a) + jnp.abs(b)) / 2)
+
+    def minimum(self, a, b):
+        """``min(a, b) = -max(-a, -b)`` (relaxed alike)."""
+        if self.exact:
+            return jnp.minimum(a, b)
+        return -self.maximum(-jnp.asarray(a), -jnp.asarray(b))
 
 
 def _soft_round(y, sharpness: float):

@@ -3,7 +3,7 @@
 The inputs are those of the paper's ``run_main_sim.sh`` (shipped in ``costmodel/data``):
 sequence lengths and frame counts (``meta_data.csv``), Adaptiv and CMC sparsities
 (``adaptiv_sparsity.csv``, ``cmc_sparsity.csv``) and Focus' SEC schedules
-(``focus_jax/resources/focus.csv``). ``paper_design`` builds the ``(Hardware, Workload)``
+(``focus.csv``, read by ``focus_settings``). ``paper_design`` builds the ``(Hardware, Workload)``
 of one accelerator on one point; ``reproduce`` runs them all and compares with the
 published ``main_*.csv``.
 
@@ -14,6 +14,7 @@ whose kept-token schedule is deterministic, is computed.
 
 from __future__ import annotations
 
+import ast
 import csv
 import dataclasses
 import math
@@ -29,6 +30,7 @@ __all__ = [
     "TABLE_KINDS",
     "PUBLISHED_FILES",
     "published",
+    "focus_settings",
     "paper_design",
     "PointResult",
     "reproduce",
@@ -41,7 +43,9 @@ __all__ = [
 ]
 
 #: The 9 video points (model x dataset) of the paper's main comparison.
-VIDEO_POINTS = tuple((m, d) for m in ("llava_vid", "llava_onevision", "minicpm_v") for d in ("videomme", "mlvu", "mvbench"))
+VIDEO_POINTS = tuple(
+    (m, d) for m in ("llava_vid", "llava_onevision", "minicpm_v") for d in ("videomme", "mlvu", "mvbench")
+)
 #: Accelerators of the comparison, baseline first.
 TABLE_KINDS = ("dense", "adaptiv", "cmc", "sec-only", "focus")
 #: Published result file of each accelerator.
@@ -71,6 +75,29 @@ def published(kind: str) -> dict[tuple[str, str], dict]:
     return {(r["model"], r["dataset"]): r for r in _rows(PUBLISHED_FILES[kind])}
 
 
+def focus_settings(model: str = "default", dataset: str = "") -> dict:
+    """The paper's Focus settings for ``model``/``dataset`` (reference ``configs/focus.csv``).
+
+    Returns:
+        ``{"similarity_threshold": float, "sec_layers": tuple[int], "sec_alphas":
+        tuple[float]}``; an empty or unknown dataset falls back to the model's first row.
+
+    Raises:
+        ValueError: unknown model name (``llava_vid``, ``llava_onevision``, ``minicpm_v``,
+            ``qwen2_5_vl`` or ``default``).
+    """
+    rows = _rows("focus.csv")
+    matches = [r for r in rows if r["model"] == model]
+    if not matches:
+        raise ValueError(f"unknown model {model!r}; known: {sorted({r['model'] for r in rows})}")
+    row = next((r for r in matches if r["dataset"] == dataset), matches[0])
+    return {
+        "similarity_threshold": float(row["similarity_threshold"]),
+        "sec_layers": tuple(int(x) for x in ast.literal_eval(row["selected_layers"])),
+        "sec_alphas": tuple(float(a) for a in ast.literal_eval(row["alpha_list"])),
+    }
+
+
 def paper_design(kind: str, model: str, dataset: str) -> tuple[Hardware, Workload]:
     """The accelerator and workload of one run of the paper's ``run_main_sim.sh``.
 
@@ -80,18 +107,22 @@ def paper_design(kind: str, model: str, dataset: str) -> tuple[Hardware, Workloa
     Raises:
         ValueError: unknown point, or ``kind == "focus"`` (its traces are not published).
     """
-    from focus_jax.config import paper_config
-
     meta = _lookup("meta_data.csv", model, dataset)
-    wl = Workload(KNOWN_MODELS["qwen2-7b"], visual_tokens=float(meta["Sequence length"]), frames=float(meta["Num frames"]))
+    wl = Workload(
+        KNOWN_MODELS["qwen2-7b"], visual_tokens=float(meta["Sequence length"]), frames=float(meta["Num frames"])
+    )
     if kind == "adaptiv":
         wl = wl.replace(adaptiv_sparsity=float(_lookup("adaptiv_sparsity.csv", model, dataset)["Sparsity"]))
     elif kind == "cmc":
         row = _lookup("cmc_sparsity.csv", model, dataset)
-        wl = wl.replace(cmc_sparsity=tuple(float(row[k]) for k in ("linear_sparsity", "query_sparsity", "attn_score_sparsity")))
+        wl = wl.replace(
+            cmc_sparsity=tuple(float(row[k]) for k in ("linear_sparsity", "query_sparsity", "attn_score_sparsity"))
+        )
     elif kind == "sec-only":
-        cfg = paper_config(model, dataset)
-        wl = wl.replace(focus=FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg.sec_layers, cfg.sec_alphas))
+        cfg = focus_settings(model, dataset)
+        wl = wl.replace(
+            focus=FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg["sec_layers"], cfg["sec_alphas"])
+        )
     elif kind == "focus":
         raise ValueError("the paper's Focus results need its per-GEMM traces, which were not published")
     return accelerator(kind), wl
@@ -189,7 +220,10 @@ def plot_comparison(rows: list[dict], path: Path) -> Path:
     x = np.arange(len(rows))
     width = 0.8 / len(kinds)
     fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(rows)), 7), sharex=True)
-    for ax, metric, title in ((axes[0], "speedup", "Speedup over SA (x)"), (axes[1], "energy", "Energy normalised to SA")):
+    for ax, metric, title in (
+        (axes[0], "speedup", "Speedup over SA (x)"),
+        (axes[1], "energy", "Energy normalised to SA"),
+    ):
         for i, k in enumerate(kinds):
             ax.bar(x + (i - (len(kinds) - 1) / 2) * width, [r[f"{metric}_{k}"] for r in rows], width, label=names[k])
         ax.set_ylabel(title)
@@ -219,15 +253,15 @@ def focus_stand_in(model: str, dataset: str, iterations: int = 40) -> tuple[floa
     Returns:
         ``(similar_fraction, workload)``.
     """
-    from focus_jax.config import paper_config
-
     _, wl = paper_design("sec-only", model, dataset)
-    cfg = paper_config(model, dataset)
+    cfg = focus_settings(model, dataset)
     target = float(published("focus")[(model, dataset)]["total_cycles"])
     hw = accelerator("focus")
 
     def workload(fraction):
-        stats = FocusStats.from_schedule(wl.model, wl.visual_tokens, cfg.sec_layers, cfg.sec_alphas, similar_fraction=fraction)
+        stats = FocusStats.from_schedule(
+            wl.model, wl.visual_tokens, cfg["sec_layers"], cfg["sec_alphas"], similar_fraction=fraction
+        )
         return wl.replace(focus=stats)
 
     low, high = 0.0, 0.99
@@ -244,7 +278,10 @@ def _variants(text_tokens: int, decode_tokens: int):
     """Rows of ``correction_effects``: ``(name, mode, Corrections, workload changes, core energy)``."""
     from costmodel.corrections import ALL, PAPER
 
-    only = {f: dataclasses.replace(PAPER, **{f: True}) for f in ("attention_traffic", "roofline", "cacti_sram", "gemm_cycles")}
+    only = {
+        f: dataclasses.replace(PAPER, **{f: True})
+        for f in ("attention_traffic", "roofline", "cacti_sram", "gemm_cycles")
+    }
     return [
         ("paper", "paper", None, {}, "constant"),
         ("+ attention traffic (defect 1)", "corrected", only["attention_traffic"], {}, "constant"),
@@ -289,7 +326,12 @@ def correction_effects(points=VIDEO_POINTS, text_tokens: int = 128, decode_token
             for kind in ("dense", "adaptiv", "cmc", "sec-only", "focus"):
                 hw, wl = designs[(model, dataset, kind)]
                 rep[kind] = simulate(hw, wl.replace(**extra), mode=mode, corrections=fix, core_energy=core)
-            for key, base, target in (("sa", "dense", "focus"), ("adaptiv", "adaptiv", "focus"), ("cmc", "cmc", "focus"), ("sec_only_sa", "dense", "sec-only")):
+            for key, base, target in (
+                ("sa", "dense", "focus"),
+                ("adaptiv", "adaptiv", "focus"),
+                ("cmc", "cmc", "focus"),
+                ("sec_only_sa", "dense", "sec-only"),
+            ):
                 ratios[key].append(rep[base].time_s / rep[target].time_s)
                 energy[key].append(rep[base].energy_total_mJ / rep[target].energy_total_mJ)
         row = {"variant": name}

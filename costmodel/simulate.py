@@ -170,14 +170,49 @@ def evaluate(
     costs = prefill_costs(hw, workload, ops, fix)
     if workload.decode_tokens:
         costs = costs + decode_costs(hw, workload, ops)
+    totals = _sum_costs(hw, costs, ops, fix)
+    total = totals.compute + totals.stall
+    time_s = total / hw.clock_hz
+    energy_sram, area, onchip_power = _sram(hw, workload, totals, time_s, ops, fix)
+    energy_dram = totals.dram * hw.dram_energy_mJ_per_byte
+    energy_core, area, onchip_power = _core(hw, totals.macs, time_s, area, onchip_power, fix, core_energy)
+    return Report(
+        total_cycles=total,
+        compute_cycles=totals.compute,
+        stall_cycles=totals.stall,
+        time_s=time_s,
+        dram_bytes=totals.dram,
+        energy_dram_mJ=energy_dram,
+        energy_sram_mJ=energy_sram,
+        energy_core_mJ=energy_core,
+        energy_total_mJ=energy_dram + energy_sram + energy_core,
+        area_mm2=area,
+        onchip_power_mW=onchip_power,
+        macs=totals.macs,
+    )
 
+
+class _Totals(NamedTuple):
+    """Sums over every GEMM: cycles, DRAM bytes, MACs, SRAM bytes per buffer."""
+
+    compute: jax.Array
+    stall: jax.Array
+    dram: jax.Array
+    macs: jax.Array
+    sram_read: dict
+    sram_write: dict
+
+
+def _sum_costs(hw: Hardware, costs, ops: Ops, fix: Corrections) -> _Totals:
+    """Add up the per-GEMM costs; with the roofline, each GEMM takes the longer of its
+    compute (+ on-chip stalls) and its DRAM transfer (overlapped, double-buffered)."""
     bytes_per_cycle = hw.dram_bandwidth_Bps / hw.clock_hz
     compute = stall = dram = macs = 0.0
     sram_read: dict = {}
     sram_write: dict = {}
     for c in costs:
         busy = c.compute + c.stall
-        if fix.roofline:  # DRAM transfers overlap compute, the slower one sets the time
+        if fix.roofline:
             busy = ops.maximum(busy, c.traffic.dram / bytes_per_cycle)
         compute = compute + jnp.sum(c.compute)
         stall = stall + jnp.sum(busy - c.compute)
@@ -187,31 +222,43 @@ def evaluate(
             sram_read[k] = sram_read.get(k, 0.0) + jnp.sum(v)
         for k, v in c.traffic.sram_write.items():
             sram_write[k] = sram_write.get(k, 0.0) + jnp.sum(v)
-    total = compute + stall
-    time_s = total / hw.clock_hz
-
     unknown = (set(sram_read) | set(sram_write)) - {b.name for b in hw.buffers}
     if unknown:
         raise ValueError(f"{hw.kind} has no buffer named {sorted(unknown)}")
+    return _Totals(compute, stall, dram, macs, sram_read, sram_write)
+
+
+def _sram(hw: Hardware, workload: Workload, totals: _Totals, time_s, ops: Ops, fix: Corrections):
+    """``(SRAM energy mJ, area mm^2, on-chip power mW)``: accesses x energy per byte + static
+    power x time. With ``fix.tile_rows`` the energy figures are those of the buffers at the
+    size the largest tile fills (``min(m_tile, T)`` rows); area and on-chip power stay those
+    of the buffers as built."""
     use_cacti = True if (hw.sram_energy == "auto" and fix.cacti_sram) else hw.uses_cacti()
     if not isinstance(use_cacti, bool) and _is_concrete(use_cacti):
         use_cacti = bool(use_cacti)
+    filled = hw
+    if fix.tile_rows:
+        filled = hw.replace(m_tile=ops.minimum(hw.m_tile, workload.visual_tokens + workload.text_tokens))
     if isinstance(use_cacti, bool):
         method = "cacti" if use_cacti else "compiler"
-        read_e, write_e, power, _ = sram_figures(hw, method)
+        read_e, write_e, power, _ = sram_figures(filled, method)
         area, onchip_power = area_power(hw, method)
     else:  # traced m-tile or scatter vectors: the paper's rule picks per design
-        both = zip(sram_figures(hw, "cacti"), sram_figures(hw, "compiler"))
+        both = zip(sram_figures(filled, "cacti"), sram_figures(filled, "compiler"))
         read_e, write_e, power, _ = (_select(use_cacti, a, b) for a, b in both)
-        area, onchip_power = (_select(use_cacti, a, b) for a, b in zip(area_power(hw, "cacti"), area_power(hw, "compiler")))
+        area, onchip_power = (
+            _select(use_cacti, a, b) for a, b in zip(area_power(hw, "cacti"), area_power(hw, "compiler"))
+        )
+    reads, writes = totals.sram_read, totals.sram_write
+    energy = sum(reads.get(b, 0.0) * read_e[b] + writes.get(b, 0.0) * write_e[b] for b in read_e)
+    return energy + sum(power.values()) * time_s, area, onchip_power
 
-    energy_sram = sum(sram_read.get(b, 0.0) * read_e[b] + sram_write.get(b, 0.0) * write_e[b] for b in read_e)
-    energy_sram = energy_sram + sum(power.values()) * time_s
-    energy_dram = dram * hw.dram_energy_mJ_per_byte
 
+def _core(hw: Hardware, macs, time_s, area, onchip_power, fix: Corrections, core_energy: str):
+    """``(core energy mJ, area, on-chip power)``, the array scaled with its size (defect 4)."""
     core_power = hw.core_power_mW()
     array_power = hw.array_power_mW()
-    if fix.array_scaling:  # defect 4: the array's power and area follow its size
+    if fix.array_scaling:
         extra = array_scale(hw) - 1
         core_power = core_power + array_power * extra
         onchip_power = onchip_power + array_power * extra
@@ -220,30 +267,16 @@ def evaluate(
     if core_energy == "per_mac":
         # energy per MAC of the synthesised 1024-MAC array at full activity and 500 MHz
         mac_energy_mJ = hw.array_power_mW() / (1024 * 500e6)
-        energy_core = (core_power - array_power) * time_s + macs * mac_energy_mJ
-    else:
-        energy_core = core_power * time_s
-
-    return Report(
-        total_cycles=total,
-        compute_cycles=compute,
-        stall_cycles=stall,
-        time_s=time_s,
-        dram_bytes=dram,
-        energy_dram_mJ=energy_dram,
-        energy_sram_mJ=energy_sram,
-        energy_core_mJ=energy_core,
-        energy_total_mJ=energy_dram + energy_sram + energy_core,
-        area_mm2=area,
-        onchip_power_mW=onchip_power,
-        macs=macs,
-    )
+        return (core_power - array_power) * time_s + macs * mac_energy_mJ, area, onchip_power
+    return core_power * time_s, area, onchip_power
 
 
 @functools.cache
 def _jitted(mode: str, temperature, core_energy: str, corrections):
     return jax.jit(
-        functools.partial(evaluate, mode=mode, temperature=temperature, core_energy=core_energy, corrections=corrections)
+        functools.partial(
+            evaluate, mode=mode, temperature=temperature, core_energy=core_energy, corrections=corrections
+        )
     )
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +25,41 @@ import numpy as np
 
 from costmodel.ops import EXACT, Ops
 
-__all__ = ["GEMM_NAMES", "KNOWN_MODELS", "Gemm", "ModelShape", "FocusStats", "Workload", "SparsityCurve", "sec_kept_tokens"]
+__all__ = [
+    "GEMM_NAMES",
+    "KNOWN_MODELS",
+    "TraceLike",
+    "Gemm",
+    "ModelShape",
+    "FocusStats",
+    "Workload",
+    "SparsityCurve",
+    "sec_kept_tokens",
+]
 
-#: Traced GEMM inputs, in focus_jax.trace order: q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
+#: GEMM inputs that SIC concentrates and a trace records, in the order they occur in a decoder
+#: layer (spec table): q/k/v input, Q of Q.K^T, o input, gate/up input, down input.
 GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
+
+
+class TraceLike(Protocol):
+    """What ``costmodel`` reads of a sparsity trace (``focus_jax.trace.FocusTrace`` is one;
+    costmodel never imports focus_jax, it reads these attributes).
+
+    ``model``: ``{"num_layers", "hidden_size", "intermediate_size", "num_heads",
+    "num_kv_heads", "head_dim"}``; ``geometry``: ``num_tokens`` and ``frames``;
+    ``text_tokens``: prompt tokens that are not grid tokens; ``num_layers``; ``gemms``:
+    ``{(layer, gemm name): obj}`` where ``obj`` has ``mask_zero`` ``(N, V)`` and the counts
+    ``zero_tokens``, ``zero_vectors``, ``similar_vectors``.
+    """
+
+    model: dict
+    geometry: object
+    text_tokens: int
+    gemms: dict
+
+    @property
+    def num_layers(self) -> int: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +98,9 @@ class ModelShape:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"model {self.name!r}: {f} must be a positive integer, got {v!r}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"model {self.name!r}: num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
+            raise ValueError(
+                f"model {self.name!r}: num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}"
+            )
 
     @property
     def q_size(self) -> int:
@@ -116,7 +150,9 @@ class ModelShape:
         if not isinstance(config, dict):
             raise ValueError(f"model config must be a JSON object, got {type(config).__name__}")
         cfg = config.get("text_config") or config.get("llm_config") or config
-        missing = [k for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers") if k not in cfg]
+        missing = [
+            k for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers") if k not in cfg
+        ]
         if missing:
             raise ValueError(f"model config {name!r} lacks {', '.join(missing)}")
         heads = cfg["num_attention_heads"]
@@ -152,7 +188,7 @@ class ModelShape:
         return cls.from_config(config, name=path.stem if path.name != "config.json" else path.parent.name)
 
     @classmethod
-    def from_trace(cls, trace) -> "ModelShape":
+    def from_trace(cls, trace: TraceLike) -> "ModelShape":
         """The dimensions recorded in a ``focus_jax.trace.FocusTrace``."""
         m = trace.model
         return cls(
@@ -255,10 +291,19 @@ class FocusStats:
     def from_trace(cls, trace) -> "FocusStats":
         """Counts of a ``focus_jax.trace.FocusTrace`` (every layer and GEMM input must be traced).
 
+        A trace with a ``focus_counts()`` method (``focus_jax.trace.RelaxedFocusTrace``: the
+        expected counts of a relaxed prefill) gives ``(kept_tokens, zero_vectors,
+        similar_vectors, vectors_per_token)`` directly, ``(L, 5)`` arrays that stay JAX
+        arrays (traced under ``jax.grad``): duck typing, nothing here imports focus_jax.
+
         Raises:
             ValueError: a layer or GEMM input is missing from the trace.
         """
-        missing = [(l, g) for l in range(trace.num_layers) for g in GEMM_NAMES if (l, g) not in trace.gemms]
+        counts = getattr(trace, "focus_counts", None)
+        if counts is not None:
+            kept, zero, similar, vpt = counts()
+            return cls(kept, zero, similar, tuple(int(v) for v in vpt))
+        missing = [(layer, g) for layer in range(trace.num_layers) for g in GEMM_NAMES if (layer, g) not in trace.gemms]
         if missing:
             raise ValueError(f"trace lacks {len(missing)} (layer, gemm) entries, e.g. {missing[:3]}")
         kept = np.zeros((trace.num_layers, len(GEMM_NAMES)))
@@ -328,18 +373,45 @@ class FocusStats:
         shape = (model.num_layers, len(GEMM_NAMES))
         for name in ("kept_tokens", "zero_vectors", "similar_vectors"):
             if np.shape(getattr(self, name)) != shape:
-                raise ValueError(f"FocusStats.{name} must have shape {shape} for {model.name}, got {np.shape(getattr(self, name))}")
+                raise ValueError(
+                    f"FocusStats.{name} must have shape {shape} for {model.name}, got {np.shape(getattr(self, name))}"
+                )
         if len(self.vectors_per_token) != len(GEMM_NAMES):
             raise ValueError(f"FocusStats.vectors_per_token needs {len(GEMM_NAMES)} entries")
-        if any(isinstance(x, jax.core.Tracer) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors, visual_tokens)):
+        if any(
+            isinstance(x, jax.core.Tracer)
+            for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors, visual_tokens)
+        ):
             return
         t = float(np.max(visual_tokens))
-        kept, zero, similar = (np.asarray(x, float) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors))
+        kept, zero, similar = (
+            np.asarray(x, float) for x in (self.kept_tokens, self.zero_vectors, self.similar_vectors)
+        )
         total = t * np.asarray(self.vectors_per_token, float)
         if np.any(kept < 0) or np.any(kept > t):
             raise ValueError(f"FocusStats.kept_tokens must lie in [0, {t:g}]")
         if np.any(zero < 0) or np.any(similar < 0) or np.any(zero + similar > total + 1e-6):
             raise ValueError("FocusStats: zero and similar vector counts must be >= 0 and sum to at most T * V")
+
+    def project(self, model: ModelShape, visual_tokens, from_tokens, vector_size: int = 32) -> "FocusStats":
+        """The same per-layer fractions on another decoder (e.g. a trace of a small model
+        priced at full size): layer ``l`` of ``model`` takes the statistics of layer
+        ``floor(l * L_self / L_model)`` (same relative depth); kept tokens scale with
+        ``visual_tokens / from_tokens``, zero and similar vectors with the vectors of
+        ``model``'s inputs (``ceil(width / vector_size)`` per token).
+
+        Args:
+            model: the target shape; visual_tokens: its ``T``; from_tokens: the ``T`` these
+                statistics were measured on; vector_size: SIC vector size in elements.
+        """
+        rows = (np.arange(model.num_layers) * self.num_layers) // model.num_layers
+        v_from = np.asarray(self.vectors_per_token, float)
+        vpt = tuple(math.ceil(w / vector_size) for w in model.input_features())
+        per_vector = visual_tokens * np.asarray(vpt, float) / (from_tokens * v_from)
+        kept = np.asarray(self.kept_tokens, float)[rows] * (visual_tokens / from_tokens)
+        zero = np.asarray(self.zero_vectors, float)[rows] * per_vector
+        similar = np.asarray(self.similar_vectors, float)[rows] * per_vector
+        return FocusStats(kept, zero, similar, vpt)
 
 
 jax.tree_util.register_dataclass(
@@ -405,7 +477,7 @@ class Workload:
             self.focus.validate(self.model, self.visual_tokens)
 
     @classmethod
-    def from_trace(cls, trace, decode_tokens: int = 0) -> "Workload":
+    def from_trace(cls, trace: TraceLike, decode_tokens: int = 0) -> "Workload":
         """The workload recorded in a ``focus_jax.trace.FocusTrace`` (model, tokens, Focus counts)."""
         return cls(
             model=ModelShape.from_trace(trace),
@@ -453,4 +525,6 @@ class SparsityCurve:
 
     def __call__(self, threshold):
         """Expected similar-vector fraction at ``threshold`` (array or number)."""
-        return jnp.interp(jnp.asarray(threshold, dtype=_float(jnp)), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities))
+        return jnp.interp(
+            jnp.asarray(threshold, dtype=_float(jnp)), jnp.asarray(self.thresholds), jnp.asarray(self.sparsities)
+        )

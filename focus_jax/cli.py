@@ -23,7 +23,8 @@ from rich.text import Text
 
 app = typer.Typer(
     name="focus-jax",
-    help="Focus streaming token concentration for video VLMs: run a model on a video, evaluate, train the demo model, simulate, tune, generate RTL.",
+    help="Focus streaming token concentration for video VLMs: run a model on a video, evaluate, train the demo "
+         "model, simulate, tune, generate RTL.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -143,7 +144,11 @@ def _with_huge_pages() -> None:
     Skipped when already set, off Linux, or when ``FOCUS_JAX_NO_HUGEPAGES`` is set.
     """
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if not sys.platform.startswith("linux") or "glibc.malloc.hugetlb" in tunables or os.environ.get("FOCUS_JAX_NO_HUGEPAGES"):
+    if (
+        not sys.platform.startswith("linux")
+        or "glibc.malloc.hugetlb" in tunables
+        or os.environ.get("FOCUS_JAX_NO_HUGEPAGES")
+    ):
         return
     env = dict(os.environ, GLIBC_TUNABLES=":".join(filter(None, [tunables, HUGEPAGE_TUNABLE])))
     os.execve(sys.executable, [sys.executable, "-m", "focus_jax.cli", *sys.argv[1:]], env)

@@ -8,12 +8,9 @@ per-model defaults of the reference implementation (``configs/focus.csv``).
 
 from __future__ import annotations
 
-import ast
-import csv
 import dataclasses
 import math
 import numbers
-from importlib import resources
 
 from focus_jax.errors import InputError
 from focus_jax.inputs.limits import check_limit
@@ -130,7 +127,9 @@ class FocusConfig:
         if any(b <= a for a, b in zip(layers, layers[1:])):
             raise InputError(f"sec_layers must be strictly increasing, got {list(layers)}")
         if len(layers) != len(alphas):
-            raise InputError(f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}")
+            raise InputError(
+                f"sec_layers and sec_alphas must have the same length, got {len(layers)} and {len(alphas)}"
+            )
         if not all(_is_real(a) and 0.0 < a <= 1.0 for a in alphas):
             raise InputError(f"sec_alphas must lie in (0, 1], got {list(alphas)}")
         object.__setattr__(self, "sec_layers", layers)
@@ -154,11 +153,48 @@ class FocusConfig:
             InputError: ``d`` is not a dict, an unknown field, or as the constructor.
         """
         if not isinstance(d, dict):
-            raise InputError(f"a Focus configuration must be a JSON object of FocusConfig fields, got {type(d).__name__}")
+            raise InputError(
+                f"a Focus configuration must be a JSON object of FocusConfig fields, got {type(d).__name__}"
+            )
         unknown = sorted(map(str, set(d) - {f.name for f in dataclasses.fields(cls)}))
         if unknown:
             raise InputError(f"unknown FocusConfig fields: {', '.join(unknown)}")
         return cls(**d)
+
+    @classmethod
+    def load(cls, path, label: str = "Focus configuration") -> "FocusConfig":
+        """Read a Focus configuration file: a JSON object of ``to_dict``'s fields, or a design
+        file (``focus_jax.design``, ``"format": "focus-design"``), whose ``focus`` part is taken.
+
+        The one reader of Focus files (``--focus-config``, a model's ``focus_config.json``).
+        The file is read with ``focus_jax.inputs.jsonfile.read_json_object`` (bounded size,
+        UTF-8, finite numbers, an object at the top); fields it omits take the defaults.
+
+        Args:
+            path: the file.
+            label: what the file is to the caller, starting each error message (a command
+                passes its option name, e.g. ``"--focus-config"``).
+
+        Raises:
+            InputError: no such file, too large, not UTF-8 JSON, not an object, an unknown
+                field, a bad value (named), or a design file that ``Design.from_dict`` refuses;
+                the message names ``label`` and the file.
+        """
+        from pathlib import Path
+
+        from focus_jax.design import DESIGN_FORMAT, Design
+        from focus_jax.inputs.jsonfile import read_json_object
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{label} file not found: {path}")
+        try:
+            d = read_json_object(path, "the file")
+            if d.get("format") == DESIGN_FORMAT:
+                return Design.from_dict(d).focus
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as exc:  # InputError included
+            raise InputError(f"{label} {path} is not a valid Focus configuration: {exc}") from None
 
     def sec_alpha(self, layer: int) -> float | None:
         """Retention ratio of ``layer`` if it is an SEC layer, else None."""
@@ -176,7 +212,8 @@ class FocusConfig:
 
 
 def paper_config(model: str = "default", dataset: str = "") -> FocusConfig:
-    """The paper's Focus configuration for ``model``/``dataset`` (``configs/focus.csv``).
+    """The paper's Focus configuration for ``model``/``dataset`` (``configs/focus.csv``,
+    shipped as ``costmodel/data/focus.csv``: ``costmodel.paper.focus_settings``).
 
     ``model`` is one of ``llava_vid``, ``llava_onevision``, ``minicpm_v``, ``qwen2_5_vl``
     or ``default``; an empty or unknown dataset falls back to the model's first row.
@@ -184,13 +221,6 @@ def paper_config(model: str = "default", dataset: str = "") -> FocusConfig:
     Raises:
         ValueError: unknown model name.
     """
-    rows = list(csv.DictReader(resources.files("focus_jax.resources").joinpath("focus.csv").open()))
-    matches = [r for r in rows if r["model"] == model]
-    if not matches:
-        raise ValueError(f"unknown model {model!r}; known: {sorted({r['model'] for r in rows})}")
-    row = next((r for r in matches if r["dataset"] == dataset), matches[0])
-    return FocusConfig(
-        similarity_threshold=float(row["similarity_threshold"]),
-        sec_layers=tuple(ast.literal_eval(row["selected_layers"])),
-        sec_alphas=tuple(float(a) for a in ast.literal_eval(row["alpha_list"])),
-    )
+    from costmodel.paper import focus_settings
+
+    return FocusConfig(**focus_settings(model, dataset))

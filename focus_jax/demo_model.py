@@ -44,7 +44,6 @@ __all__ = [
     "demo_task_config",
     "demo_model_dir",
     "write_model_dir",
-    "read_focus_config",
     "FOCUS_CONFIG_FILE",
 ]
 
@@ -70,7 +69,12 @@ def demo_model_config():
 
     ids = special_token_ids()
     vision = SiglipVisionConfig(
-        hidden_size=64, intermediate_size=256, num_layers=2, num_heads=4, image_size=DEMO_IMAGE_SIZE, patch_size=DEMO_PATCH_SIZE
+        hidden_size=64,
+        intermediate_size=256,
+        num_layers=2,
+        num_heads=4,
+        image_size=DEMO_IMAGE_SIZE,
+        patch_size=DEMO_PATCH_SIZE,
     )
     text = Qwen2Config(
         vocab_size=ids["vocab_size"], hidden_size=128, intermediate_size=384, num_layers=4, num_heads=4, num_kv_heads=2,
@@ -100,7 +104,9 @@ def demo_model_dir() -> Path:
     """
     path = Path(__file__).parent / "resources" / "demo_model"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"the embedded demo model is missing from {path}; reinstall focus-jax or run `focus-jax train-demo`")
+        raise FileNotFoundError(
+            f"the embedded demo model is missing from {path}; reinstall focus-jax or run `focus-jax train-demo`"
+        )
     return path
 
 
@@ -129,7 +135,8 @@ def write_model_dir(directory: str | Path, cfg, params: dict, focus: FocusConfig
         directory: created if needed.
         cfg: ``LlavaOnevisionConfig``; params: its parameter pytree (float32).
         focus: written to ``focus_config.json`` (the default Focus configuration of
-            ``focus-jax run``/``eval`` for this model); None writes none.
+            ``focus-jax run``/``eval`` for this model, read with ``FocusConfig.load``);
+            None writes none.
 
     Returns:
         ``directory`` as a ``Path``. Files: ``config.json``, ``model.safetensors``,
@@ -144,24 +151,14 @@ def write_model_dir(directory: str | Path, cfg, params: dict, focus: FocusConfig
     llava_params.save(directory, cfg, params)
     (directory / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(cfg), indent=2) + "\n")
     text = cfg.text
-    generation = {"bos_token_id": text.bos_token_id, "eos_token_id": list(text.eos_token_id), "pad_token_id": text.pad_token_id, "do_sample": False}
+    generation = {
+        "bos_token_id": text.bos_token_id,
+        "eos_token_id": list(text.eos_token_id),
+        "pad_token_id": text.pad_token_id,
+        "do_sample": False,
+    }
     (directory / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     save_tokenizer(directory)
     if focus is not None:
         (directory / FOCUS_CONFIG_FILE).write_text(json.dumps(focus.to_dict(), indent=2) + "\n")
     return directory
-
-
-def read_focus_config(directory: str | Path) -> FocusConfig | None:
-    """The Focus configuration stored with a model (``focus_config.json``), or None.
-
-    Raises:
-        InputError: the file exists but is not a valid Focus configuration
-            (``focus_jax.inputs.focus_file.read_focus_file``).
-    """
-    from focus_jax.inputs.focus_file import read_focus_file
-
-    path = Path(directory) / FOCUS_CONFIG_FILE
-    if not path.exists():
-        return None
-    return read_focus_file(path)

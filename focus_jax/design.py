@@ -34,7 +34,17 @@ DESIGN_VERSION = 1
 #: A design file is a few hundred bytes; anything far larger is refused before parsing.
 MAX_DESIGN_BYTES = 1 << 20
 
-_INT_FIELDS = ("rows", "cols", "m_tile", "n_tile", "k_tile", "scatter_vectors", "gather_block", "vector_size", "data_width")
+_INT_FIELDS = (
+    "rows",
+    "cols",
+    "m_tile",
+    "n_tile",
+    "k_tile",
+    "scatter_vectors",
+    "gather_block",
+    "vector_size",
+    "data_width",
+)
 #: Upper bound of every integer hardware field (a 65536-wide array or m-tile is already absurd).
 _INT_LIMIT = 1 << 16
 
@@ -146,7 +156,8 @@ class Design:
     def __post_init__(self):
         if self.hardware.vector_size != self.focus.vector_size:
             raise InputError(
-                f"hardware.vector_size ({self.hardware.vector_size}) must equal focus.vector_size ({self.focus.vector_size})"
+                f"hardware.vector_size ({self.hardware.vector_size}) must equal focus.vector_size "
+                f"({self.focus.vector_size})"
             )
         _check_json_object(self.objective, "objective")
         _check_json_object(self.provenance, "provenance")
@@ -172,7 +183,9 @@ class Design:
         if not isinstance(d, dict):
             raise InputError(f"a design file must hold a JSON object, got {type(d).__name__}")
         if d.get("format") != DESIGN_FORMAT or d.get("version") != DESIGN_VERSION:
-            raise InputError(f"not a focus-jax design file (format {DESIGN_FORMAT!r}, version {DESIGN_VERSION} expected)")
+            raise InputError(
+                f"not a focus-jax design file (format {DESIGN_FORMAT!r}, version {DESIGN_VERSION} expected)"
+            )
         unknown = sorted(set(d) - {"format", "version", "focus", "hardware", "objective", "provenance"})
         if unknown:
             raise InputError(f"unknown design-file fields: {', '.join(map(str, unknown))}")
@@ -183,7 +196,9 @@ class Design:
             cfg = FocusConfig.from_dict(focus)
         except (TypeError, ValueError) as exc:
             raise InputError(f"focus: {exc}") from None
-        return cls(cfg, HardwareDesign.from_dict(d.get("hardware", {})), d.get("objective", {}), d.get("provenance", {}))
+        return cls(
+            cfg, HardwareDesign.from_dict(d.get("hardware", {})), d.get("objective", {}), d.get("provenance", {})
+        )
 
     def save(self, path) -> Path:
         """Write the design file (indented JSON); returns the path."""

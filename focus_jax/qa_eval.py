@@ -1,9 +1,11 @@
 """Question-answering evaluation of a model on the synthetic video task, dense and with Focus.
 
-For each batch of held-out questions: greedy generation without Focus and with it, exact
-match against the reference answers (``focus_jax.data.score_samples``), and the fraction
-of the dense visual-token GEMM work that Focus executes (``FocusTrace.work_fraction`` of a
-traced Focus prefill of every prompt, averaged over prompts).
+For each batch of held-out questions: greedy generation without Focus and with it
+(``focus_jax.inference.generate_with_trace``), exact match against the reference answers
+(``focus_jax.data.score_samples``), and the fraction of the dense visual-token GEMM work
+that Focus executes (``FocusTrace.work_fraction`` of the Focus prefill of every prompt,
+averaged over prompts). ``load_task_model``, ``eval_task_config`` and ``goal_checks``
+serve ``focus-jax eval``.
 
 Held-out means another data seed than training (``EVAL_SEED``; training uses
 ``TrainConfig.data_seed``, 0 by default).
@@ -13,16 +15,96 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from focus_jax.config import FocusConfig
 
-__all__ = ["EVAL_SEED", "EvalReport", "answer_questions", "evaluate"]
+__all__ = [
+    "EVAL_SEED",
+    "GOALS",
+    "EvalReport",
+    "answer_questions",
+    "evaluate",
+    "goal_checks",
+    "eval_task_config",
+    "held_out_samples",
+    "load_task_model",
+]
 
 #: Data seed of the held-out evaluation questions.
 EVAL_SEED = 1_000_003
+#: Goals of the embedded demo model (issue "the main job"): dense accuracy, Focus accuracy
+#: relative to dense, and Focus' fraction of dense visual-token GEMM work.
+GOALS = {"dense_accuracy": 0.90, "focus_retention": 0.97, "work_fraction": 0.25}
+
+
+def goal_checks(report: dict) -> dict[str, bool | None]:
+    """``{goal: met}`` for ``GOALS`` (None where the report (``EvalReport.to_dict``) lacks the number)."""
+    out = {}
+    for name, bound in GOALS.items():
+        value = report.get(name)
+        out[name] = None if value is None else (value <= bound if name == "work_fraction" else value >= bound)
+    return out
+
+
+def eval_task_config(vision, frames: int):
+    """The ``TaskConfig`` to question a model with ``vision`` (``SiglipVisionConfig``) on:
+    frames of its input size, objects aligned to its patches as the demo model is trained
+    (``demo_task_config``), or free placement where the patch size does not divide the
+    input into at least ``MIN_ALIGN_CELLS`` cells per side (e.g. 384 px with 14 px patches)."""
+    from focus_jax.data import TaskConfig
+    from focus_jax.data.task import MIN_ALIGN_CELLS
+
+    side, patch = vision.image_size, vision.patch_size
+    align = patch if side % patch == 0 and side // patch >= MIN_ALIGN_CELLS else 1
+    return TaskConfig(num_frames=frames, resolution=side, align=align)
+
+
+def held_out_samples(task, questions: int, batch_size: int = 50, seed: int | None = None) -> Iterator:
+    """The ``questions`` held-out samples of ``task`` (``TaskConfig``), rendered lazily
+    ``batch_size`` at a time (``generate_samples(task, seed, n, start)``), so memory does not
+    grow with ``questions``; ``seed`` None is ``EVAL_SEED``.
+
+    Raises:
+        InputError: ``questions`` above ``focus_jax.inputs.limits`` ``QUESTIONS``.
+    """
+    from focus_jax.data import generate_samples
+    from focus_jax.inputs.limits import check_limit
+
+    check_limit("--questions", questions, "QUESTIONS")  # now, not at the first sample
+    seed = EVAL_SEED if seed is None else seed
+    return (
+        sample
+        for start in range(0, questions, batch_size)
+        for sample in generate_samples(task, seed, min(batch_size, questions - start), start)
+    )
+
+
+def load_task_model(model_dir):
+    """``(model, model_dir, focus_config_or_None)`` of a model trained on the synthetic task
+    (``model_dir`` None: the embedded demo model; the Focus configuration is its
+    ``focus_config.json``).
+
+    Raises:
+        InputError: not a model directory (``check_model_dir``); ValueError: a model whose vocabulary
+            is not the task's (``focus_jax.data.VOCABULARY``).
+    """
+    import focus_jax
+    from focus_jax.data import special_token_ids
+    from focus_jax.demo_model import demo_model_dir
+    from focus_jax.inference import model_focus_config
+    from focus_jax.inputs.model_dir import check_model_dir
+
+    model_dir = check_model_dir(demo_model_dir() if model_dir is None else model_dir)
+    model = focus_jax.from_pretrained(model_dir)
+    ids = special_token_ids()
+    if model.config.text.vocab_size < ids["vocab_size"] or model.config.video_token_id != ids["video_token_id"]:
+        raise ValueError(
+            f"{model_dir} is not a model of the synthetic video QA task (its vocabulary differs from focus_jax.data's)"
+        )
+    return model, model_dir, model_focus_config(model_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +142,17 @@ class EvalReport:
             "focus_accuracy": None if self.focus is None else self.focus.accuracy,
             "focus_retention": self.retention,
             "work_fraction": self.work_fraction,
-            "per_family": {family: {"dense": row, "focus": None if focus is None else focus[family]} for family, row in dense.items()},
+            "per_family": {
+                family: {"dense": row, "focus": None if focus is None else focus[family]}
+                for family, row in dense.items()
+            },
             "focus_config": None if self.focus_config is None else self.focus_config.to_dict(),
         }
 
 
-def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 4) -> tuple[list[str], list[float] | None]:
+def answer_questions(
+    model, tokenizer, samples: Sequence, max_new_tokens: int = 4
+) -> tuple[list[str], list[float] | None]:
     """Greedy answers of ``model`` (a ``LlavaOnevision``, dense or with Focus) to ``samples``.
 
     Args:
@@ -80,21 +167,23 @@ def answer_questions(model, tokenizer, samples: Sequence, max_new_tokens: int = 
         with Focus, each prompt's ``FocusTrace.work_fraction()`` (else None).
     """
     from focus_jax.data import make_batch
+    from focus_jax.inference import generate_with_trace
 
     cfg = model.config
     frames = int(np.shape(samples[0].frames)[0])
     batch = make_batch(
-        samples, tokenizer, num_video_tokens=cfg.video_token_count(frames), image_size=cfg.vision.image_size, with_answers=False
+        samples,
+        tokenizer,
+        num_video_tokens=cfg.video_token_count(frames),
+        image_size=cfg.vision.image_size,
+        with_answers=False,
     )
-    tokens = model.generate(
-        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens
+    tokens, trace = generate_with_trace(
+        model, batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"], max_new_tokens=max_new_tokens
     )
     answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens]
-    if model.focus is None:
+    if trace is None:
         return answers, None
-    _, trace = model.forward(
-        batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"], return_trace=True
-    )
     return answers, [trace.to_focus_trace(i).work_fraction() for i in range(len(samples))]
 
 

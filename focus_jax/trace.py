@@ -32,15 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from costmodel.workload import GEMM_NAMES  # the one definition: GEMM inputs SIC concentrates, in layer order
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.errors import InputError
 from focus_jax.inputs.jsonfile import MISSING, field
 from focus_jax.inputs.limits import check_limit
 
-__all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace"]
-
-#: GEMM inputs that SIC concentrates, in the order they occur in a decoder layer (spec table).
-GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
+__all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace", "RelaxedFocusTrace"]
 
 _FORMAT = "focus-trace"
 _VERSION = 1
@@ -113,7 +111,7 @@ class FocusTrace:
         """``{(layer, name): sparsity}`` for every traced GEMM input."""
         return {key: g.sparsity for key, g in self.gemms.items()}
 
-    def gemm_work(self) -> dict:
+    def gemm_work(self, merged: bool = True) -> dict:
         """Visual-token GEMM work, ``{(layer, gemm): (focus_MACs, dense_MACs)}``.
 
         Dense: every one of the ``N`` visual tokens at every layer. Focus: only the
@@ -129,6 +127,8 @@ class FocusTrace:
           A.V (untraced): dense ``N * N * heads * head_dim``, Focus ``r * r * ...``.
 
         Text tokens are excluded; causality would halve dense and Focus attention alike.
+        ``merged=False`` counts only SEC's savings (``f = 1 - Z / (N V)``: the rows a CPU or
+        GPU GEMM skips); SIC's merged vectors need Focus' gather/scatter hardware.
         Units: multiply-accumulates. Source: spec "What the hardware gains".
         """
         m = self.model
@@ -143,7 +143,7 @@ class FocusTrace:
         }
         work = {}
         for (layer, name), g in self.gemms.items():
-            unique = 1.0 - g.sparsity
+            unique = 1.0 - (g.sparsity if merged else g.zero_vectors / g.num_vectors)
             if name == "query":
                 kept = int(self.kept_tokens[layer, 0])
                 dense = n * n * q_width
@@ -154,9 +154,9 @@ class FocusTrace:
                 work[(layer, name)] = (unique * n * k * n_out, n * k * n_out)
         return work
 
-    def work_fraction(self) -> float:
+    def work_fraction(self, merged: bool = True) -> float:
         """Focus' visual-token GEMM work as a fraction of dense (see ``gemm_work``)."""
-        work = self.gemm_work().values()
+        work = self.gemm_work(merged).values()
         return sum(f for f, _ in work) / sum(d for _, d in work)
 
     def save(self, path: str | Path) -> Path:
@@ -201,8 +201,9 @@ class FocusTrace:
             raise InputError(f"kept_tokens must be ({layers}, 2) integers, got {kept.shape} {kept.dtype}")
         if kept.size and (kept.min() < 0 or kept.max() > n):
             raise InputError(f"kept_tokens must lie in [0, {n}] (the geometry's visual tokens)")
-        widths = {"q_proj": m["hidden_size"], "query": m["num_heads"] * m["head_dim"], "o_proj": m["num_heads"] * m["head_dim"],
-                  "gate_proj": m["hidden_size"], "down_proj": m["intermediate_size"]}  # fmt: skip
+        heads = m["num_heads"] * m["head_dim"]
+        widths = {"q_proj": m["hidden_size"], "query": heads, "o_proj": heads, "gate_proj": m["hidden_size"],
+                  "down_proj": m["intermediate_size"]}  # fmt: skip
         for (layer, name), g in self.gemms.items():
             where = f"layer {layer} {name}"
             if not 0 <= layer < layers or name not in widths:
@@ -210,10 +211,15 @@ class FocusTrace:
             v = -(-widths[name] // self.config.vector_size)
             if g.mask_zero.shape != (n, v):
                 raise InputError(
-                    f"{where}: masks are {g.mask_zero.shape}, but the geometry {self.geometry.frames}x{self.geometry.height}x"
-                    f"{self.geometry.width} and vector_size {self.config.vector_size} imply ({n}, {v})"
+                    f"{where}: masks are {g.mask_zero.shape}, but the geometry "
+                    f"{self.geometry.frames}x{self.geometry.height}x{self.geometry.width} "
+                    f"and vector_size {self.config.vector_size} imply ({n}, {v})"
                 )
-            if g.mask_zero.dtype != bool or g.mask_similar.dtype != bool or not np.issubdtype(g.group_index.dtype, np.integer):
+            if (
+                g.mask_zero.dtype != bool
+                or g.mask_similar.dtype != bool
+                or not np.issubdtype(g.group_index.dtype, np.integer)
+            ):
                 raise InputError(f"{where}: masks must be bool and group_index integer")
             if g.group_index.size and (g.group_index.min() < 0 or g.group_index.max() >= n * v):
                 raise InputError(f"{where}: group_index must lie in [0, {n * v})")
@@ -312,3 +318,51 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 raise InputError(f"array {info.filename!r} declares shape {shape} but holds {info.file_size} bytes")
             out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RelaxedFocusTrace:
+    """The trace of one relaxed prefill of one prompt: expected counts as JAX arrays.
+
+    Relaxed Focus (``LlavaOnevision.forward(..., relaxed=True)``) has soft masks, so what
+    the accelerator would skip is an expectation; the counts stay JAX arrays (traced
+    under ``jax.grad``) so that gradients flow trace -> cost model:
+    ``costmodel.Workload.from_trace(trace)`` and ``costmodel.FocusStats.from_trace(trace)``
+    read them through ``focus_counts`` without leaving JAX.
+
+    Attributes:
+        geometry, config, model, text_tokens: as ``FocusTrace``.
+        kept_tokens: ``(num_layers, 5)`` expected visual tokens not pruned by SEC, per
+            layer and GEMM input (``GEMM_NAMES`` order), i.e. the sum of the soft keep
+            weights (minus all-zero tokens).
+        zero_vectors: ``(num_layers, 5)`` expected all-zero vectors ``Z`` (a token of keep
+            weight ``w`` is pruned, ``V`` zero vectors, with probability ``1 - w``).
+        similar_vectors: ``(num_layers, 5)`` expected merged vectors ``S`` (the soft SIC
+            masks, weighted by the keep weights).
+        vectors_per_token: ``V`` per GEMM input (static ints).
+    """
+
+    geometry: VisualGeometry
+    config: FocusConfig
+    model: dict
+    text_tokens: int
+    kept_tokens: object
+    zero_vectors: object
+    similar_vectors: object
+    vectors_per_token: tuple
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model["num_layers"])
+
+    def focus_counts(self) -> tuple:
+        """``(kept_tokens, zero_vectors, similar_vectors, vectors_per_token)``: the protocol
+        ``costmodel.FocusStats.from_trace`` reads."""
+        return self.kept_tokens, self.zero_vectors, self.similar_vectors, self.vectors_per_token
+
+    def sparsity(self):
+        """``(num_layers, 5)`` expected ``(S + Z) / (N * V)`` (spec SIC step 9)."""
+        import jax.numpy as jnp
+
+        total = self.geometry.num_tokens * jnp.asarray(self.vectors_per_token, jnp.float32)
+        return (self.similar_vectors + self.zero_vectors) / total

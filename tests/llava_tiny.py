@@ -87,8 +87,12 @@ def video_prompts(batch: int, frames: int = FRAMES, seed: int = 0):
 def image_processor():
     from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 
-    return LlavaOnevisionImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_grid_pinpoints=PINPOINTS,
-                                           image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
+    return LlavaOnevisionImageProcessorPil(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        image_grid_pinpoints=PINPOINTS,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
 
 
 def image_prompts(sizes: list[tuple[int, int]], seed: int = 0):
@@ -103,8 +107,13 @@ def image_prompts(sizes: list[tuple[int, int]], seed: int = 0):
     processed = image_processor()(images, return_tensors="np")
     cfg = jax_model().config
     rows = []
-    for i, size in enumerate(sizes):
+    for i in range(len(sizes)):
         count = image_token_count(cfg, tuple(int(v) for v in processed["image_sizes"][i]))
-        rows.append([BOS] + rng.integers(3, 250, size=1 + i).tolist() + [IMAGE_TOKEN] * count + rng.integers(3, 250, size=5).tolist())
+        rows.append(
+            [BOS]
+            + rng.integers(3, 250, size=1 + i).tolist()
+            + [IMAGE_TOKEN] * count
+            + rng.integers(3, 250, size=5).tolist()
+        )
     ids, mask, pos = left_pad(rows)
     return ids, mask, pos, np.asarray(processed["pixel_values"], np.float32), np.asarray(processed["image_sizes"])

@@ -34,7 +34,9 @@ _SHAPE_TEMPLATES = _templates()
 def color_masks(frames: np.ndarray, tolerance: int) -> dict[str, np.ndarray]:
     """Per palette colour, the ``(F, H, W)`` pixels within ``tolerance`` of it in every channel."""
     frames = frames.astype(np.int16)
-    return {name: np.all(np.abs(frames - np.asarray(rgb, np.int16)) <= tolerance, axis=-1) for name, rgb in COLORS.items()}
+    return {
+        name: np.all(np.abs(frames - np.asarray(rgb, np.int16)) <= tolerance, axis=-1) for name, rgb in COLORS.items()
+    }
 
 
 def classify_shape(mask: np.ndarray) -> str:

@@ -16,4 +16,6 @@ def random_model_dir() -> Path:
     from focus_jax.models.llava_onevision.modeling import init_params
 
     cfg = demo_model_config()
-    return write_model_dir(Path(tempfile.mkdtemp(prefix="focus_jax_task_model_")) / "model", cfg, init_params(cfg, jax.random.key(0)))
+    return write_model_dir(
+        Path(tempfile.mkdtemp(prefix="focus_jax_task_model_")) / "model", cfg, init_params(cfg, jax.random.key(0))
+    )

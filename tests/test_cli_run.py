@@ -65,7 +65,12 @@ def report(model_dir, clip):
 
 def test_report_fields_and_focus_statistics(report, clip, model_dir):
     assert FIELDS <= set(report)
-    assert (report["video"], report["model"], report["frames"], report["visual_tokens"]) == (str(clip), str(model_dir), 8, 128)
+    assert (report["video"], report["model"], report["frames"], report["visual_tokens"]) == (
+        str(clip),
+        str(model_dir),
+        8,
+        128,
+    )
     assert report["focus_config"] == DEMO_FOCUS.to_dict()  # the checkpoint's focus_config.json
     # SEC at the last layer (3) keeps int(128 * 0.25) tokens for its MLP; all 128 enter every layer
     assert report["kept_tokens_per_layer"] == [128, 128, 128, 128]
@@ -100,7 +105,9 @@ def test_answers_match_generate_on_the_training_inputs(report, model_dir, clip):
     assert ids.shape[1] == report["prompt_tokens"]
     pixels = preprocess_frames(decode_video(clip, 8), 64)[None]
     answers = [
-        tok.decode(m.generate(ids, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS)[0], skip_special_tokens=True).strip()
+        tok.decode(
+            m.generate(ids, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS)[0], skip_special_tokens=True
+        ).strip()
         for m in (model, model.with_focus(DEMO_FOCUS))
     ]
     assert answers == [report["answer_dense"], report["answer"]]
@@ -108,10 +115,18 @@ def test_answers_match_generate_on_the_training_inputs(report, model_dir, clip):
 
 
 def test_no_focus_reports_dense_only(model_dir, clip):
-    out = _json(_run(clip, "-p", QUESTION, "--model", model_dir, "--frames", 2, "--max-new-tokens", 2, "--no-focus", "--json"))
+    out = _json(
+        _run(clip, "-p", QUESTION, "--model", model_dir, "--frames", 2, "--max-new-tokens", 2, "--no-focus", "--json")
+    )
     assert (out["frames"], out["visual_tokens"]) == (2, 32)
     assert out["answer"] == out["answer_dense"]
-    for key in ("focus_config", "kept_tokens_per_layer", "kept_tokens_per_sec_layer", "sparsity_per_gemm", "work_fraction"):
+    for key in (
+        "focus_config",
+        "kept_tokens_per_layer",
+        "kept_tokens_per_sec_layer",
+        "sparsity_per_gemm",
+        "work_fraction",
+    ):
         assert out[key] is None
     assert out["wall_time_s"]["focus"] is None and out["wall_time_s"]["speedup"] is None
     m = out["modeled"]
@@ -121,14 +136,64 @@ def test_no_focus_reports_dense_only(model_dir, clip):
 def test_table_output(model_dir, clip):
     result = _run(clip, "-p", QUESTION, "--model", model_dir, "--max-new-tokens", NEW_TOKENS)
     assert result.exit_code == 0, result.output
-    for phrase in ("answer (Focus)", "answer (dense)", "128, 128, 128, 128", "SEC: tokens kept", "SIC: sparsity per GEMM",
-                   "down_proj", "wall time, compiled", "modeled energy", "x speed-up"):  # fmt: skip
+    for phrase in (
+        "answer (Focus)",
+        "answer (dense)",
+        "128, 128, 128, 128",
+        "SEC: tokens kept",
+        "SIC: sparsity per GEMM",
+        "down_proj",
+        "wall time, compiled",
+        "modeled energy",
+        "x speed-up",
+    ):
         assert phrase in result.stdout, phrase
+
+
+def test_save_trace_viz_savings_and_projection(model_dir, clip, tmp_path):
+    """--save-trace writes the trace the modeled cost was priced from (Workload.from_trace),
+    --viz a PNG; the savings split and the 7B projection are consistent with the trace."""
+    import costmodel as cm
+    from focus_jax.trace import FocusTrace
+
+    trace_path, png = tmp_path / "trace.npz", tmp_path / "fates.png"
+    out = _json(
+        _run(
+            clip,
+            "-p",
+            QUESTION,
+            "--model",
+            model_dir,
+            "--max-new-tokens",
+            NEW_TOKENS,
+            "--save-trace",
+            trace_path,
+            "--viz",
+            png,
+            "--viz-gemm",
+            "down_proj",
+            "--json",
+        )
+    )
+    trace = FocusTrace.load(trace_path)
+    m = out["modeled"]
+    wl = cm.Workload.from_trace(trace, decode_tokens=m["decode_tokens"])
+    priced = cm.simulate(cm.focus(), wl, mode="corrected").to_dict()
+    assert priced["total_cycles"] == m["focus"]["total_cycles"] and priced["energy_mJ"] == m["focus"]["energy_mJ"]
+    assert trace.work_fraction() == pytest.approx(out["work_fraction"])
+    sv = out["savings"]
+    assert sv["cpu_saved"] + sv["accelerator_only_saved"] == pytest.approx(1 - out["work_fraction"])
+    assert 0 < sv["cpu_saved"] and 0 < sv["accelerator_only_saved"]  # SEC at layer 3 and SIC both saved work
+    p = out["projection"]
+    assert (p["model"], p["visual_tokens"], p["text_tokens"], p["decode_tokens"]) == (
+        "llava-onevision-7b", 8 * 196, m["text_tokens"], m["decode_tokens"])  # fmt: skip
+    assert p["focus"]["time_s"] > 0 and p["dense"]["time_s"] > m["dense"]["time_s"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_focus_configuration_choice(model_dir, tmp_path):
     from focus_jax import paper_config
-    from focus_jax.commands.run import choose_focus
+    from focus_jax.inference import choose_focus
 
     assert choose_focus(model_dir) == DEMO_FOCUS  # the checkpoint's focus_config.json
     assert choose_focus(model_dir, no_focus=True) is None
@@ -144,15 +209,22 @@ def test_focus_configuration_choice(model_dir, tmp_path):
     assert choose_focus(bare) == paper.replace(sec_layers=(2,), sec_alphas=(0.4,))
 
 
-def test_demo_shows_real_footage_and_a_synthetic_clip_with_its_answer(model_dir):
+def test_demo_shows_real_footage_and_a_synthetic_clip_with_its_answer(model_dir, tmp_path):
     from focus_jax.video import demo_video_path
 
-    out = _json(_run("--demo", "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json"))
+    out = _json(
+        _run("--demo", "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json", "--viz", tmp_path / "viz")
+    )
     real, synthetic = out["demo"]
+    assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["real.png", "synthetic.png"]
     assert real["video"] == str(demo_video_path()) and "expected" not in real
     assert synthetic["expected"] and synthetic["prompt"] == QUESTION
     for r in (real, synthetic):
-        assert FIELDS <= set(r) and r["frames"] == 8 and r["kept_tokens_per_sec_layer"] == [{"layer": 3, "kept_tokens": 32}]
+        assert (
+            FIELDS <= set(r)
+            and r["frames"] == 8
+            and r["kept_tokens_per_sec_layer"] == [{"layer": 3, "kept_tokens": 32}]
+        )
 
 
 def _empty_video(path):
@@ -192,6 +264,8 @@ def _empty_video(path):
         ("focus config not an object", "must hold a JSON object"),
         ("SEC layer beyond the model", "SEC layers \\[1, 4\\] do not fit the model's 4 decoder layers"),
         ("focus config with --no-focus", "not both"),
+        ("--viz with --no-focus", "drop --no-focus"),
+        ("unknown --viz-gemm", "--viz-gemm must be one of"),
     ],
 )
 def test_errors_are_one_line(case, message, model_dir, clip, tmp_path):
@@ -223,6 +297,10 @@ def test_errors_are_one_line(case, message, model_dir, clip, tmp_path):
         extra = ["--frames", "0"]
     elif case == "max-new-tokens 0":
         extra = ["--max-new-tokens", "0"]
+    elif case == "--viz with --no-focus":
+        extra = ["--no-focus", "--viz", str(tmp_path / "v.png")]
+    elif case == "unknown --viz-gemm":
+        extra = ["--viz", str(tmp_path / "v.png"), "--viz-gemm", "k_proj"]
     elif case == "model dir missing":
         model = tmp_path / "no-model"
     elif case == "model dir empty":
@@ -257,9 +335,21 @@ def test_errors_are_one_line(case, message, model_dir, clip, tmp_path):
 
 def test_console_script_exits_with_one_line(model_dir, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "focus_jax.cli", "run", str(tmp_path / "missing.mp4"), "-p", QUESTION, "--model", str(model_dir)],
-        capture_output=True, text=True, env=dict(os.environ, FOCUS_JAX_NO_HUGEPAGES="1"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "focus_jax.cli",
+            "run",
+            str(tmp_path / "missing.mp4"),
+            "-p",
+            QUESTION,
+            "--model",
+            str(model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FOCUS_JAX_NO_HUGEPAGES="1"),
+    )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"error: video not found: {tmp_path / 'missing.mp4'}\n"
 
@@ -268,8 +358,8 @@ def test_chat_template_from_the_processor_file(model_dir, tmp_path):
     """llava-hf checkpoints keep the chat template in chat_template.json, not with the tokenizer."""
     import shutil
 
-    from focus_jax.commands.run import encode_video_prompt, load_video_model
     from focus_jax.data.tokenizer import CHAT_TEMPLATE
+    from focus_jax.inference import encode_video_prompt, load_video_model
 
     moved = shutil.copytree(model_dir, tmp_path / "model")
     (moved / "chat_template.jinja").unlink()

@@ -158,14 +158,27 @@ def test_paper_configs_and_sec_keep_counts():
 
 def test_trace_round_trip_and_errors(tmp_path):
     rng = np.random.default_rng(2)
-    gemm = lambda v: GemmTrace(rng.random((24, v)) < 0.2, rng.random((24, v)) < 0.4, rng.integers(0, 24 * v, (24, v)).astype(np.int32))
+    gemm = lambda v: GemmTrace(
+        rng.random((24, v)) < 0.2, rng.random((24, v)) < 0.4, rng.integers(0, 24 * v, (24, v)).astype(np.int32)
+    )
     trace = FocusTrace(
         geometry=GEOM,
         config=FocusConfig(),
-        model={"num_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16},
+        model={
+            "num_layers": 2,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_heads": 4,
+            "num_kv_heads": 2,
+            "head_dim": 16,
+        },
         text_tokens=9,
         kept_tokens=np.array([[24, 24], [24, 9]], np.int32),
-        gemms={(layer, name): gemm(2 if name != "down_proj" else 4) for layer in range(2) for name in ("q_proj", "down_proj")},
+        gemms={
+            (layer, name): gemm(2 if name != "down_proj" else 4)
+            for layer in range(2)
+            for name in ("q_proj", "down_proj")
+        },
     )
     loaded = FocusTrace.load(trace.save(tmp_path / "t.npz"))
     assert loaded.geometry == trace.geometry and loaded.config == trace.config and loaded.model == trace.model
@@ -192,9 +205,18 @@ def test_work_fraction_by_hand():
         (0, "query"): GemmTrace(z, sim, gi),
         (0, "o_proj"): GemmTrace(z, z, gi),
         (0, "gate_proj"): GemmTrace(zero_mlp, z, gi),
-        (0, "down_proj"): GemmTrace(np.repeat(zero_mlp, 2, 1), np.zeros((4, 2), bool), np.arange(8, dtype=np.int32).reshape(4, 2)),
+        (0, "down_proj"): GemmTrace(
+            np.repeat(zero_mlp, 2, 1), np.zeros((4, 2), bool), np.arange(8, dtype=np.int32).reshape(4, 2)
+        ),
     }
-    model = {"num_layers": 1, "hidden_size": 4, "intermediate_size": 8, "num_heads": 2, "num_kv_heads": 1, "head_dim": 2}
+    model = {
+        "num_layers": 1,
+        "hidden_size": 4,
+        "intermediate_size": 8,
+        "num_heads": 2,
+        "num_kv_heads": 1,
+        "head_dim": 2,
+    }
     trace = FocusTrace(geom, FocusConfig(vector_size=4), model, 3, np.array([[4, 2]]), gemms)
     work = trace.gemm_work()
     assert work[(0, "q_proj")] == (0.75 * 4 * 4 * 8, 4 * 4 * 8)  # (heads + 2 kv) * hd = 8 outputs

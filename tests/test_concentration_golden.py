@@ -4,11 +4,11 @@ Masks and group indices must be identical, outputs within 1e-5 relative, sparsit
 to the reference's; SEC cases: importance and kept positions identical.
 """
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 import pytest
-
 from conftest import golden_cases, load_golden
+
 from focus_jax import FocusConfig, VisualGeometry
 from focus_jax.concentration import (
     select_tokens,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from focus_jax import FocusConfig, VisualGeometry
 from focus_jax.concentration import similarity_concentration
+
 from torch_reference import torch_sic
 
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_concentration_properties import make_tokens
 
 from focus_jax import FocusConfig, VisualGeometry
 from focus_jax.concentration import similarity_concentration, soft_top_k
-from test_concentration_properties import make_tokens
 
 GEOM = VisualGeometry(4, 4, 5)
 CFG = FocusConfig(similarity_threshold=0.9, vector_size=8)

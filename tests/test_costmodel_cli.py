@@ -14,7 +14,16 @@ from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.trace import GEMM_NAMES, FocusTrace, GemmTrace
 
 runner = CliRunner()
-FIELDS = {"total_cycles", "compute_cycles", "stall_cycles", "time_s", "dram_bytes", "energy_mJ", "area_mm2", "onchip_power_mW"}
+FIELDS = {
+    "total_cycles",
+    "compute_cycles",
+    "stall_cycles",
+    "time_s",
+    "dram_bytes",
+    "energy_mJ",
+    "area_mm2",
+    "onchip_power_mW",
+}
 
 
 def _run(*args):
@@ -61,7 +70,14 @@ def test_trace_input(tmp_path):
             zero = np.zeros((tokens, v), bool)
             similar = rng.random((tokens, v)) < 0.5
             gemms[(layer, name)] = GemmTrace(zero, similar, np.zeros((tokens, v), np.int32))
-    model = {"num_layers": layers, "hidden_size": 896, "intermediate_size": 4864, "num_heads": 14, "num_kv_heads": 2, "head_dim": 64}
+    model = {
+        "num_layers": layers,
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_heads": 14,
+        "num_kv_heads": 2,
+        "head_dim": 64,
+    }
     trace = FocusTrace(VisualGeometry(1, 6, 6), FocusConfig(), model, 5, np.zeros((layers, 2), np.int32), gemms)
     path = trace.save(tmp_path / "trace.npz")
     result = _run("--accelerator", "focus", "--trace", str(path), "--mode", "corrected", "--json")
@@ -75,16 +91,26 @@ def test_trace_input(tmp_path):
     [
         (("--model", "llama-9", "--seq-len", "100", "--accelerator", "dense"), "unknown model 'llama-9'"),
         (("--seq-len", "-5", "--accelerator", "dense"), "--seq-len must be a positive integer"),
-        (("--seq-len", "100", "--sparsity", "0.3", "--sec-layers", "1,2", "--sec-alphas", "0.4,oops"),
-         "--sec-alphas must be a comma-separated list of numbers"),
+        (
+            ("--seq-len", "100", "--sparsity", "0.3", "--sec-layers", "1,2", "--sec-alphas", "0.4,oops"),
+            "--sec-alphas must be a comma-separated list of numbers",
+        ),
         (("--trace", "/no/such/trace.npz"), "trace file not found"),
         (("--accelerator", "tpu", "--seq-len", "100"), "unknown accelerator 'tpu'"),
         (("--accelerator", "focus", "--seq-len", "100"), "focus needs --trace FILE or --sparsity"),
         (("--accelerator", "adaptiv", "--seq-len", "100", "--sparsity", "1.5"), "--sparsity values must lie in [0, 1)"),
-        (("--accelerator", "cmc", "--seq-len", "100", "--sparsity", "0.1,0.2"), "cmc needs --sparsity linear,query,score"),
-        (("--accelerator", "dense", "--seq-len", "100", "--text-tokens", "8"), "text and decode tokens need mode='corrected'"),
-        (("--accelerator", "sec-only", "--seq-len", "100", "--sec-layers", "3,40", "--sec-alphas", "0.4,0.2"),
-         "exceed the model's 28 layers"),
+        (
+            ("--accelerator", "cmc", "--seq-len", "100", "--sparsity", "0.1,0.2"),
+            "cmc needs --sparsity linear,query,score",
+        ),
+        (
+            ("--accelerator", "dense", "--seq-len", "100", "--text-tokens", "8"),
+            "text and decode tokens need mode='corrected'",
+        ),
+        (
+            ("--accelerator", "sec-only", "--seq-len", "100", "--sec-layers", "3,40", "--sec-alphas", "0.4,0.2"),
+            "exceed the model's 28 layers",
+        ),
         (("--accelerator", "dense", "--seq-len", "100", "--mode", "fast"), "unknown mode 'fast'"),
     ],
 )

@@ -51,7 +51,9 @@ def test_relaxed_floor_error_shrinks_with_temperature(x):
 
 
 @HYP
-@given(st.floats(-1e4, 1e4, allow_nan=False), st.floats(-1e4, 1e4, allow_nan=False), st.sampled_from([1e-1, 1e-3, 1e-6]))
+@given(
+    st.floats(-1e4, 1e4, allow_nan=False), st.floats(-1e4, 1e4, allow_nan=False), st.sampled_from([1e-1, 1e-3, 1e-6])
+)
 def test_relaxed_maximum_is_close_and_smooth(a, b, t):
     ops = cm.Ops(t)
     with jax.enable_x64(True):

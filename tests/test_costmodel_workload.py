@@ -18,7 +18,9 @@ from costmodel.workload import KNOWN_MODELS, FocusStats, SparsityCurve
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.trace import GEMM_NAMES, FocusTrace, GemmTrace
 
-QWEN2_0_5B = dict(hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2, num_hidden_layers=24)
+QWEN2_0_5B = dict(
+    hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2, num_hidden_layers=24
+)
 
 
 def test_model_shape_from_transformers_configs(tmp_path):
@@ -60,7 +62,14 @@ def test_model_config_errors(tmp_path):
 
 def _trace(tmp_path, rng):
     tokens, layers = 48, 3
-    model = {"num_layers": layers, "hidden_size": 64, "intermediate_size": 96, "num_heads": 2, "num_kv_heads": 1, "head_dim": 32}
+    model = {
+        "num_layers": layers,
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_heads": 2,
+        "num_kv_heads": 1,
+        "head_dim": 32,
+    }
     shape = cm.ModelShape("t", 64, 96, 2, 1, layers, 32)
     gemms = {}
     for layer in range(layers):
@@ -190,8 +199,13 @@ def test_array_scaling_and_per_mac_energy():
     big = cm.simulate(cm.dense(rows=64, cols=64), wl, mode="corrected")
     sa = cm.dense().array_power_mW()
     # core power grows with the array (4x the PEs); buffer leakage with the wider blocks
-    leak = {n: sum(sram_figures(hw, "cacti").power_mW.values()) for n, hw in (("small", cm.dense()), ("big", cm.dense(rows=64, cols=64)))}
-    assert math.isclose(big.onchip_power_mW - small.onchip_power_mW, 3 * sa + leak["big"] - leak["small"], rel_tol=1e-12)
+    leak = {
+        n: sum(sram_figures(hw, "cacti").power_mW.values())
+        for n, hw in (("small", cm.dense()), ("big", cm.dense(rows=64, cols=64)))
+    }
+    assert math.isclose(
+        big.onchip_power_mW - small.onchip_power_mW, 3 * sa + leak["big"] - leak["small"], rel_tol=1e-12
+    )
     assert big.compute_cycles < small.compute_cycles
     per_mac = cm.simulate(cm.dense(), wl, mode="corrected", core_energy="per_mac")
     other = cm.dense().core_power_mW() - sa

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from focus_jax.data import (
-    IGNORE_INDEX, TaskConfig, VOCABULARY, build_tokenizer, encode_example, generate_samples, make_batch, make_packed_batch,
-    preprocess_frames, video_token_count,
+    IGNORE_INDEX,
+    VOCABULARY,
+    TaskConfig,
+    build_tokenizer,
+    encode_example,
+    generate_samples,
+    make_batch,
+    make_packed_batch,
+    preprocess_frames,
+    video_token_count,
 )
 from focus_jax.data.batching import bucket_length
 
@@ -116,7 +124,9 @@ def test_make_batch_training(tok, samples):
         k = len(ids)
         assert batch["input_ids"][row, :k].tolist() == ids and batch["labels"][row, :k].tolist() == labels
         assert batch["attention_mask"][row].tolist() == [1] * k + [0] * (length - k)  # right padding
-        assert (batch["input_ids"][row, k:] == tok.pad_token_id).all() and (batch["labels"][row, k:] == IGNORE_INDEX).all()
+        assert (batch["input_ids"][row, k:] == tok.pad_token_id).all() and (
+            batch["labels"][row, k:] == IGNORE_INDEX
+        ).all()
         assert (batch["input_ids"][row] == tok.video_token_id).sum() == n
         labelled = batch["labels"][row][batch["labels"][row] != IGNORE_INDEX]
         assert tok.decode(labelled.tolist(), skip_special_tokens=True) == s.answer
@@ -127,7 +137,9 @@ def test_packed_batch_layout(tok, samples):
     """One prefix, then each question's segment exactly as ``encode_example`` lays it out
     after the prefix, with positions restarting after the prefix and its own segment id."""
     n = video_token_count(4, 64, 8)
-    questions = [[(s.question, s.answer), ("how many shapes are there?", "two")][: 1 + row % 2] for row, s in enumerate(samples)]
+    questions = [
+        [(s.question, s.answer), ("how many shapes are there?", "two")][: 1 + row % 2] for row, s in enumerate(samples)
+    ]
     batch = make_packed_batch(samples, questions, tok, num_video_tokens=n, image_size=64, length=192)
     assert set(batch) == {"input_ids", "attention_mask", "labels", "positions", "segment_ids", "pixel_values_videos"}
     prefix = 3 + n + 1  # <|im_start|> user \n <video>*n \n
@@ -136,7 +148,12 @@ def test_packed_batch_layout(tok, samples):
         for seg, (question, answer) in enumerate(pairs, start=1):
             full, full_labels = encode_example(tok, question, answer, n)
             if seg == 1:
-                ids, labels, positions, segments = full[:prefix], full_labels[:prefix], list(range(prefix)), [0] * prefix
+                ids, labels, positions, segments = (
+                    full[:prefix],
+                    full_labels[:prefix],
+                    list(range(prefix)),
+                    [0] * prefix,
+                )
             ids, labels = ids + full[prefix:], labels + full_labels[prefix:]
             positions += range(prefix, len(full))
             segments += [seg] * (len(full) - prefix)
@@ -158,7 +175,9 @@ def test_packed_batch_errors(tok, samples):
     with pytest.raises(ValueError, match="more than length=64"):
         make_packed_batch(samples[:1], [pairs], tok, num_video_tokens=n, image_size=64, length=64)
     with pytest.raises(ValueError, match="outside the tokenizer's vocabulary"):
-        make_packed_batch(samples[:1], [[("what color is the star?", "magenta")]], tok, num_video_tokens=n, image_size=64, length=192)
+        make_packed_batch(
+            samples[:1], [[("what color is the star?", "magenta")]], tok, num_video_tokens=n, image_size=64, length=192
+        )
 
 
 def test_make_batch_generation_is_left_padded(tok, samples):
@@ -198,7 +217,12 @@ def test_transformers_llava_onevision_consumes_the_batch(tok, samples):
     """A tiny random transformers model accepts the batch (it checks that the placeholders match
     its video features one-to-one) and its loss is the cross-entropy on answer + <|im_end|> only."""
     import torch
-    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        Qwen2Config,
+        SiglipVisionConfig,
+    )
 
     from focus_jax.data import special_token_ids
 

@@ -12,10 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from focus_jax.data import ANSWERS, FAMILIES, TaskConfig, generate_sample, generate_samples, sample_spec, scene_questions
+from focus_jax.data import (
+    ANSWERS,
+    FAMILIES,
+    TaskConfig,
+    generate_sample,
+    generate_samples,
+    sample_spec,
+    scene_questions,
+)
 from focus_jax.data.backgrounds import BACKGROUNDS, MAX_BACKGROUND_CHROMA, photo, render_background
 from focus_jax.data.scene import COLORS, DIRECTIONS, SHAPES, object_masks, sprite
 from focus_jax.data.task import COUNT_WORDS, QUESTION_TEMPLATES
+
 from synthetic_oracle import solve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,8 +222,13 @@ def check_scene_ground_truth(spec, frames=None):
             assert solid.any() and np.all(frames[solid] == COLORS[obj.color])
 
 
-CONFIGS = [TaskConfig(), TaskConfig(num_frames=16, resolution=96), TaskConfig(num_frames=4, resolution=48), TaskConfig(align=8),
-           TaskConfig(num_frames=6, resolution=96, align=12)]  # fmt: skip
+CONFIGS = [
+    TaskConfig(),
+    TaskConfig(num_frames=16, resolution=96),
+    TaskConfig(num_frames=4, resolution=48),
+    TaskConfig(align=8),
+    TaskConfig(num_frames=6, resolution=96, align=12),
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -235,7 +249,9 @@ def test_ground_truth_from_the_scene_and_the_pixels(config):
 def test_ground_truth_property(seed, index, num_frames, resolution, align):
     if resolution % align or resolution // align < 8:
         align = 1
-    check_scene_ground_truth(sample_spec(TaskConfig(num_frames=num_frames, resolution=resolution, align=align), seed, index))
+    check_scene_ground_truth(
+        sample_spec(TaskConfig(num_frames=num_frames, resolution=resolution, align=align), seed, index)
+    )
 
 
 @pytest.mark.parametrize("config", [TaskConfig(align=8), TaskConfig(num_frames=6, resolution=96, align=12)])
@@ -249,7 +265,12 @@ def test_aligned_objects_sit_on_whole_cells(config):
             assert obj.size % a == 0 and obj.size >= a and obj.align == a
             for t in range(scene.num_frames):
                 y, x = obj.position(t, scene.num_frames)
-                assert y % a == 0 and x % a == 0 and 0 <= y <= config.resolution - obj.size and 0 <= x <= config.resolution - obj.size
+                assert (
+                    y % a == 0
+                    and x % a == 0
+                    and 0 <= y <= config.resolution - obj.size
+                    and 0 <= x <= config.resolution - obj.size
+                )
 
 
 def test_align_one_is_free_placement():
@@ -265,7 +286,10 @@ def test_pixel_only_solver_answers_every_question(config):
     samples = generate_samples(config, 9, 120)
     wrong = [(s.family, s.question, s.answer, solve(s.frames, s.question, s.family)) for s in samples]
     wrong = [w for w in wrong if w[2] != w[3]]
-    print(f"pixel-only solver: {len(samples) - len(wrong)}/{len(samples)} correct at {config.resolution}px, {config.num_frames} frames")
+    print(
+        f"pixel-only solver: {len(samples) - len(wrong)}/{len(samples)} correct at {config.resolution}px, "
+        f"{config.num_frames} frames"
+    )
     assert not wrong
 
 

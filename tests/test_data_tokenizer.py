@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from focus_jax.data import ANSWERS, FAMILIES, TaskConfig, VOCABULARY, prompt_text, sample_spec, save_tokenizer
+from focus_jax.data import ANSWERS, FAMILIES, VOCABULARY, TaskConfig, prompt_text, sample_spec, save_tokenizer
 from focus_jax.data.batching import encode_prompt
 from focus_jax.data.task import QUESTION_TEMPLATES
 from focus_jax.data.tokenizer import SPECIAL_TOKENS, build_tokenizer, special_token_ids
@@ -86,19 +86,46 @@ def test_chat_template_matches_prompt_builder(tok):
     question = "which way does the red star move?"
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    assert text == prompt_text(question) == "<|im_start|>user\n<video>\nwhich way does the red star move?<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        text
+        == prompt_text(question)
+        == "<|im_start|>user\n<video>\nwhich way does the red star move?<|im_end|>\n<|im_start|>assistant\n"
+    )
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-    expected = [VOCABULARY.index(t) for t in
-                ["<|im_start|>", "user", "\n", "<video>", "\n", "which", "way", "does", "the", "red", "star", "move", "?",
-                 "<|im_end|>", "\n", "<|im_start|>", "assistant", "\n"]]
+    expected = [
+        VOCABULARY.index(t)
+        for t in [
+            "<|im_start|>",
+            "user",
+            "\n",
+            "<video>",
+            "\n",
+            "which",
+            "way",
+            "does",
+            "the",
+            "red",
+            "star",
+            "move",
+            "?",
+            "<|im_end|>",
+            "\n",
+            "<|im_start|>",
+            "assistant",
+            "\n",
+        ]
+    ]
     assert list(ids) == expected == encode_prompt(tok, question, 1)
     # a full conversation with the answer: the template renders what prompt_text(q, answer) + "\n" is
     messages.append({"role": "assistant", "content": "up"})
     full = tok.apply_chat_template(messages, tokenize=False)
     assert full == prompt_text(question, "up") + "\n"
     # string content works too (text-only prompts)
-    assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == "<|im_start|>user\nhi<|im_end|>\n"
+    assert (
+        tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+        == "<|im_start|>user\nhi<|im_end|>\n"
+    )
 
 
 @pytest.mark.parametrize("frames, image_size, patch_size", [(8, 64, 8), (4, 32, 8), (3, 384, 14), (16, 56, 8)])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from focus_jax import from_pretrained
+from focus_jax import FocusConfig, from_pretrained
 from focus_jax.data import build_tokenizer, generate_samples, make_batch
-from focus_jax.demo_model import DEMO_FOCUS, demo_model_config, demo_model_dir, demo_task_config, read_focus_config
+from focus_jax.demo_model import DEMO_FOCUS, FOCUS_CONFIG_FILE, demo_model_config, demo_model_dir, demo_task_config
 from focus_jax.qa_eval import EVAL_SEED, evaluate
 
 
@@ -16,7 +16,7 @@ def test_shipped_checkpoint_is_small_and_complete():
     size = sum(f.stat().st_size for f in directory.iterdir())
     print(f"demo model: {size / 2**20:.2f} MiB")
     assert size <= 25 * 2**20
-    assert read_focus_config(directory) == DEMO_FOCUS
+    assert FocusConfig.load(directory / FOCUS_CONFIG_FILE) == DEMO_FOCUS
     assert from_pretrained(directory).config == demo_model_config()
 
 
@@ -27,11 +27,19 @@ def test_transformers_loads_it_with_the_same_logits_and_answers():
     model = from_pretrained(demo_model_dir())
     samples = generate_samples(demo_task_config(), EVAL_SEED + 1, 4)
     batch = make_batch(samples, build_tokenizer(), num_video_tokens=129, image_size=64, with_answers=False)
-    logits = np.asarray(model.forward(batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"]))
+    logits = np.asarray(
+        model.forward(
+            batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"]
+        )
+    )
     ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
     with torch.no_grad():
-        ref = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), pixel_values_videos=torch.from_numpy(batch["pixel_values_videos"]),
-                 position_ids=torch.from_numpy(np.where(mask > 0, np.cumsum(mask, 1) - 1, 1))).logits.numpy()  # fmt: skip
+        ref = hf(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            pixel_values_videos=torch.from_numpy(batch["pixel_values_videos"]),
+            position_ids=torch.from_numpy(np.where(mask > 0, np.cumsum(mask, 1) - 1, 1)),
+        ).logits.numpy()
     valid = mask.astype(bool)
     err = np.abs(logits[valid] - ref[valid]).max()
     print(f"max |logits - transformers| = {err:.2e}")

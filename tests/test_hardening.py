@@ -87,8 +87,13 @@ def write_header(path, header, data):
 def test_1_auto_map_tokenizer_is_refused_and_never_runs(model, clip, tmp_path):
     marker = tmp_path / "code-ran"
     (model / "tokenization_evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    edit_json(model / "tokenizer_config.json", lambda d: d | {"auto_map": {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}})
-    one_line_error(cli("run", clip, "-p", QUESTION, "--model", model, "--no-focus"), "ships Python code.*never runs code")
+    edit_json(
+        model / "tokenizer_config.json",
+        lambda d: d | {"auto_map": {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}},
+    )
+    one_line_error(
+        cli("run", clip, "-p", QUESTION, "--model", model, "--no-focus"), "ships Python code.*never runs code"
+    )
     (model / "tokenization_evil.py").unlink()
     one_line_error(cli("run", clip, "-p", QUESTION, "--model", model), "tokenizer_config.json has an auto_map")
     one_line_error(cli("eval", "--model", model, "--questions", 1), "auto_map")
@@ -151,7 +156,10 @@ def test_2_warnings_and_multi_line_errors_print_as_one_plain_line(monkeypatch):
     cli_module._show_warning(VideoWarning("[/]x.mp4: only 19 frames of the 40\nit declares"), VideoWarning, "f.py", 1)
     cli_module.print_error(InputError("cannot load [bold]x[/bold]:\n  line two"))
     lines = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue()).splitlines()
-    assert lines == ["warning: [/]x.mp4: only 19 frames of the 40 it declares", "error: cannot load [bold]x[/bold]: line two"]
+    assert lines == [
+        "warning: [/]x.mp4: only 19 frames of the 40 it declares",
+        "error: cannot load [bold]x[/bold]: line two",
+    ]
 
 
 # ------------------------------------------------------------------ 4: work lost after training
@@ -192,9 +200,15 @@ def test_5_video_decoding_keeps_only_the_sampled_frames(tmp_path):
 @pytest.mark.parametrize(
     "extra,pattern",
     [
-        (["-p", "what " * 20_000], r"the prompt \(20,\d{3} tokens, 129 of them video tokens\) .*context length of 1,024"),
+        (
+            ["-p", "what " * 20_000],
+            r"the prompt \(20,\d{3} tokens, 129 of them video tokens\) .*context length of 1,024",
+        ),
         (["-p", QUESTION, "--max-new-tokens", 100_000_000], r"100,000,000 new tokens .*context length of 1,024"),
-        (["-p", QUESTION, "--frames", 100_000], r"frames to sample is 100,000, above the limit of 1,024.*FOCUS_JAX_MAX_FRAMES"),
+        (
+            ["-p", QUESTION, "--frames", 100_000],
+            r"frames to sample is 100,000, above the limit of 1,024.*FOCUS_JAX_MAX_FRAMES",
+        ),
     ],
 )
 def test_5_run_sizes_beyond_the_context_or_limits(extra, pattern, clip):
@@ -244,24 +258,39 @@ def test_5_model_info_frames():
 
 
 def test_5_huge_layer_count_in_config_json(model):
-    edit_json(model / "config.json", lambda d: d | {"text_config": d["text_config"] | {"num_hidden_layers": 10_000_000}})
-    with pytest.raises(InputError, match="num_hidden_layers is 10,000,000, above the limit of 1,024.*FOCUS_JAX_MAX_LAYERS"):
+    edit_json(
+        model / "config.json", lambda d: d | {"text_config": d["text_config"] | {"num_hidden_layers": 10_000_000}}
+    )
+    with pytest.raises(
+        InputError, match="num_hidden_layers is 10,000,000, above the limit of 1,024.*FOCUS_JAX_MAX_LAYERS"
+    ):
         focus_jax.from_pretrained(model)
     one_line_error(cli("model-info", model), "num_hidden_layers is 10,000,000")
 
 
 def _small_trace(n_layers=1):
     geometry = VisualGeometry(2, 2, 2)
-    model = {"num_layers": n_layers, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16}
+    model = {
+        "num_layers": n_layers,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_heads": 4,
+        "num_kv_heads": 2,
+        "head_dim": 16,
+    }
     widths = {"q_proj": 64, "query": 64, "o_proj": 64, "gate_proj": 64, "down_proj": 128}
     n = geometry.num_tokens
     rng = np.random.default_rng(0)
 
     def gemm(v):
-        return GemmTrace(rng.random((n, v)) < 0.1, rng.random((n, v)) < 0.3, rng.integers(0, n * v, (n, v)).astype(np.int32))
+        return GemmTrace(
+            rng.random((n, v)) < 0.1, rng.random((n, v)) < 0.3, rng.integers(0, n * v, (n, v)).astype(np.int32)
+        )
 
     gemms = {(layer, g): gemm(widths[g] // 32) for layer in range(n_layers) for g in GEMM_NAMES}
-    return FocusTrace(geometry, FocusConfig(sec_layers=(), sec_alphas=()), model, 5, np.full((n_layers, 2), n, np.int32), gemms)
+    return FocusTrace(
+        geometry, FocusConfig(sec_layers=(), sec_alphas=()), model, 5, np.full((n_layers, 2), n, np.int32), gemms
+    )
 
 
 def _rewrite_npz(path, change):
@@ -292,7 +321,10 @@ def test_5_zip_bomb_trace_is_refused_unread(tmp_path, monkeypatch):
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(liar, "w") as dst:
         for info in src.infolist():
             data = src.read(info)
-            dst.writestr(info.filename, data.replace(b"(1, 2)", b"(99999, 99999)") if info.filename == "kept_tokens.npy" else data)
+            dst.writestr(
+                info.filename,
+                data.replace(b"(1, 2)", b"(99999, 99999)") if info.filename == "kept_tokens.npy" else data,
+            )
     with pytest.raises(InputError, match=r"declares shape \(99999, 99999\)"):
         FocusTrace.load(liar)
 
@@ -327,8 +359,12 @@ def test_6_safetensors_refused(case, pattern, model):
     path = model / "model.safetensors"
     if case in ("int32 weights", "NaN weight", "Inf weight", "float64 beyond float32"):
         tensors = read_safetensors(path)
-        value = {"int32 weights": np.ones(128, np.int32), "NaN weight": np.full(128, np.nan, np.float32),
-                 "Inf weight": np.full(128, np.inf, np.float32), "float64 beyond float32": np.full(128, 1e300)}[case]  # fmt: skip
+        value = {
+            "int32 weights": np.ones(128, np.int32),
+            "NaN weight": np.full(128, np.nan, np.float32),
+            "Inf weight": np.full(128, np.inf, np.float32),
+            "float64 beyond float32": np.full(128, 1e300),
+        }[case]
         write_safetensors(path, tensors | {NORM: value})
     else:
         header, data = header_and_data(path)
@@ -448,7 +484,9 @@ def test_7_malformed_preprocessor_config(change, pattern, model, clip):
 
 def test_7_chat_template_tripping_the_sandbox(model, clip):
     (model / "chat_template.jinja").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
-    one_line_error(cli("run", clip, "-p", QUESTION, "--model", model, "--no-focus"), "chat template failed: SecurityError")
+    one_line_error(
+        cli("run", clip, "-p", QUESTION, "--model", model, "--no-focus"), "chat template failed: SecurityError"
+    )
 
 
 # ------------------------------------------------------------------ 8: unclear messages
@@ -474,7 +512,10 @@ def test_8_bad_trace_metadata_is_named(change, pattern, tmp_path):
 
 def test_8_focus_config_json_a_list(model, clip):
     (model / "focus_config.json").write_text("[1, 2]")
-    one_line_error(cli("run", clip, "-p", QUESTION, "--model", model), "focus_config.json is not a valid Focus configuration: the file must hold a JSON object, got a list")
+    one_line_error(
+        cli("run", clip, "-p", QUESTION, "--model", model),
+        "focus_config.json is not a valid Focus configuration: the file must hold a JSON object, got a list",
+    )
     one_line_error(cli("eval", "--model", model), "focus_config.json is not a valid Focus configuration")
 
 

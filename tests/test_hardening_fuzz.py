@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from test_hardening import _small_trace
 
 from focus_jax import FocusTrace
+from focus_jax.config import FocusConfig
 from focus_jax.demo_model import demo_model_dir
 from focus_jax.errors import InputError
-from focus_jax.inputs.focus_file import read_focus_file
 from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.safetensors_io import read_safetensors
 
@@ -30,7 +30,11 @@ scalars = st.one_of(
     st.sampled_from([0, 1, -1, 2**31, 10**12, 0.5, 1e308, "", "qwen2", "llava_onevision", "default", "[/]"]),
     st.text(max_size=8),
 )  # fmt: skip
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=8,
+)
 
 
 def _paths(d, prefix=()):
@@ -90,7 +94,7 @@ def test_config_json(work, document):
 def test_focus_config_json(work, document):
     _write(work / "focus_config.json", document)
     try:
-        read_focus_file(work / "focus_config.json")
+        FocusConfig.load(work / "focus_config.json")
     except InputError:
         pass
 
@@ -147,7 +151,9 @@ DATA_BYTES = max(v["data_offsets"][1] for v in SAFETENSORS.values())
 def test_safetensors_header(work, header, extra_bytes):
     blob = json.dumps(header).encode()
     path = work / "fuzz.safetensors"
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + np.ones(DATA_BYTES // 4, np.float32).tobytes() + b"\0" * extra_bytes)
+    path.write_bytes(
+        struct.pack("<Q", len(blob)) + blob + np.ones(DATA_BYTES // 4, np.float32).tobytes() + b"\0" * extra_bytes
+    )
     try:
         tensors = read_safetensors(path)
     except InputError:

@@ -4,7 +4,8 @@ only the prefix and themselves)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from focus_jax.models.attention import causal_attention
 
@@ -37,7 +38,9 @@ def _reference(q, k, v, valid, segments, scale):
 )
 def test_segments_see_the_prefix_and_themselves(seed, length, prefix, segment_lengths, padding):
     rng = np.random.default_rng(seed)
-    seg = np.concatenate([np.zeros(prefix, np.int32)] + [np.full(n, i + 1, np.int32) for i, n in enumerate(segment_lengths)])
+    seg = np.concatenate(
+        [np.zeros(prefix, np.int32)] + [np.full(n, i + 1, np.int32) for i, n in enumerate(segment_lengths)]
+    )
     seg = np.pad(seg, (0, padding))[:length]
     seg = np.pad(seg, (0, length - len(seg)))
     valid = np.ones(length, bool)
@@ -77,9 +80,20 @@ def test_prefill_refuses_segments_with_a_focus_plan():
     from focus_jax.models.focus_hooks import FocusPlan
     from focus_jax.models.qwen2 import modeling as qwen2
 
-    cfg = qwen2.Qwen2Config(vocab_size=32, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16)
+    cfg = qwen2.Qwen2Config(
+        vocab_size=32, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16
+    )
     params = qwen2.init_params(cfg, jax.random.key(0))
     x, valid = jnp.zeros((1, 12, 32)), jnp.ones((1, 12), bool)
     plan = FocusPlan(FocusConfig(), VisualGeometry(2, 2, 2), num_layers=2, query_rows=4)
     with pytest.raises(ValueError, match="segment_ids .* dense prefill only"):
-        qwen2.prefill(params, cfg, x, valid, jnp.arange(12)[None], plan=plan, visual_start=jnp.array([0]), segment_ids=jnp.zeros((1, 12), int))
+        qwen2.prefill(
+            params,
+            cfg,
+            x,
+            valid,
+            jnp.arange(12)[None],
+            plan=plan,
+            visual_start=jnp.array([0]),
+            segment_ids=jnp.zeros((1, 12), int),
+        )

@@ -4,20 +4,21 @@ kept-token SIC against the spec's scatter/SIC/gather definition, traces, and the
 cache holding kept tokens only.
 """
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import torch
-
-import llava_tiny as tiny
 from conftest import golden_cases, load_golden
+
 from focus_jax import FocusConfig, VisualGeometry, paper_config
 from focus_jax.concentration import scatter_tokens, similarity_concentration
 from focus_jax.models import focus_hooks
 from focus_jax.models.focus_hooks import FocusPlan, VisualSpan
 from focus_jax.models.qwen2.modeling import _segments
-from focus_jax.trace import FocusTrace, GEMM_NAMES
+from focus_jax.trace import GEMM_NAMES, FocusTrace
+
+import llava_tiny as tiny
 
 
 def _as_tokens(hidden: np.ndarray, is_attention: bool) -> np.ndarray:
@@ -34,9 +35,12 @@ def test_sic_hook_matches_reference_golden(case):
     start, n = case["image_token_start"], case["image_token_length"]
     geom = VisualGeometry(case["frames"], case["patch_height"], case["patch_width"])
     cfg = FocusConfig(
-        similarity_threshold=case["similarity_threshold"], vector_size=case["vector_size"], block_size=case["block_size"],
-        frame_block_size=case["frame_block_size"], gemm_m_size=case["gemm_m_size"],
-    )  # fmt: skip
+        similarity_threshold=case["similarity_threshold"],
+        vector_size=case["vector_size"],
+        block_size=case["block_size"],
+        frame_block_size=case["frame_block_size"],
+        gemm_m_size=case["gemm_m_size"],
+    )
     plan = FocusPlan(cfg, geom, num_layers=1, query_rows=1)
     name = "query" if case["is_attention"] else "q_proj"
     out, rec = focus_hooks.concentrate(plan, VisualSpan(jnp.array([start], jnp.int32)), name, jnp.asarray(x[None]))
@@ -79,12 +83,24 @@ def test_kept_sic_equals_scatter_sic_gather(kept, gemm_m_size):
 def test_sec_importance_matches_numpy_softmax():
     rng = np.random.default_rng(0)
     b, s, hq, hkv, hd = 2, 30, 4, 2, 8
-    q, k = rng.standard_normal((b, s, hq, hd)).astype(np.float32), rng.standard_normal((b, s, hkv, hd)).astype(np.float32)
+    q, k = (
+        rng.standard_normal((b, s, hq, hd)).astype(np.float32),
+        rng.standard_normal((b, s, hkv, hd)).astype(np.float32),
+    )
     valid = np.ones((b, s), bool)
     valid[1, :3] = False  # left padding of prompt 1
     start = np.array([4, 7])
     plan = FocusPlan(FocusConfig(), VisualGeometry(2, 3, 3), num_layers=1, query_rows=8)
-    got = np.asarray(focus_hooks.sec_importance(plan, VisualSpan(jnp.asarray(start, jnp.int32)), jnp.asarray(q), jnp.asarray(k), jnp.asarray(valid), hd**-0.5))
+    got = np.asarray(
+        focus_hooks.sec_importance(
+            plan,
+            VisualSpan(jnp.asarray(start, jnp.int32)),
+            jnp.asarray(q),
+            jnp.asarray(k),
+            jnp.asarray(valid),
+            hd**-0.5,
+        )
+    )
     for i in range(b):
         kk = np.repeat(k[i], hq // hkv, axis=1)
         scores = np.einsum("qhd,khd->hqk", q[i], kk) * hd**-0.5
@@ -103,7 +119,9 @@ def test_semantic_prune_matches_reference_golden(case):
     start, n, s = case["image_token_start"], case["image_token_length"], case["seq_len"]
     k = FocusConfig(sec_layers=(0,), sec_alphas=(case["alpha"],)).kept_visual_tokens(n, 0, n)
     plan = FocusPlan(FocusConfig(), VisualGeometry(1, 1, n), num_layers=1, query_rows=case["query_token_length"])
-    rows, span = focus_hooks.semantic_prune(plan, VisualSpan(jnp.array([start], jnp.int32)), jnp.asarray(data["token_importance"][None]), k, s)
+    rows, span = focus_hooks.semantic_prune(
+        plan, VisualSpan(jnp.array([start], jnp.int32)), jnp.asarray(data["token_importance"][None]), k, s
+    )
     np.testing.assert_array_equal(np.asarray(rows[0]), data["retained_ids"])
     np.testing.assert_array_equal(np.asarray(span.keep[0]), data["retained_ids"][start : start + k] - start)
 
@@ -136,12 +154,16 @@ def _hf_sec_reference(ids, videos, sec: dict) -> np.ndarray:
     probabilities), with their original positions for RoPE."""
     from transformers import LlavaOnevisionForConditionalGeneration
 
-    hf = LlavaOnevisionForConditionalGeneration.from_pretrained(tiny.checkpoint()[1], attn_implementation="eager").eval()
+    hf = LlavaOnevisionForConditionalGeneration.from_pretrained(
+        tiny.checkpoint()[1], attn_implementation="eager"
+    ).eval()
     lm = hf.model.language_model
     n = tiny.FRAMES * 16
     start = int(np.argmax(ids[0] == tiny.VIDEO_TOKEN))
     with torch.no_grad():
-        h = hf.model(input_ids=torch.from_numpy(ids), pixel_values_videos=torch.from_numpy(videos), output_hidden_states=True).hidden_states[0]
+        h = hf.model(
+            input_ids=torch.from_numpy(ids), pixel_values_videos=torch.from_numpy(videos), output_hidden_states=True
+        ).hidden_states[0]
         pos = torch.arange(h.shape[1])[None]
         for i, layer in enumerate(lm.layers):
             s = h.shape[1]
@@ -181,7 +203,9 @@ def test_focus_kv_cache_holds_kept_tokens_and_decode_runs():
     _, caches, *_ = _prefill_jit(model.params, **arrays, cfg=model.config, image_sizes=None, plan=plan, cache_extra=32)
     s = ids.shape[1]  # layers 0-1 see every token; layer 2 the 32 kept after layer 1; layer 3 the 16 after layer 2
     assert [c.k.shape[:3] for c in caches] == [(2, 2, s + 32), (1, 2, s - 32 + 32), (1, 2, s - 48 + 32)]
-    out = model.generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=3, eos_token_id=[], seq_bucket=1)
+    out = model.generate(
+        ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=3, eos_token_id=[], seq_bucket=1
+    )
     assert out.shape == (2, 3)
 
 
@@ -237,12 +261,17 @@ def test_generate_returns_the_forward_trace_from_its_one_prefill():
 
     from focus_jax.models.llava_onevision.model import _forward_jit, _prefill_jit
 
-    model = tiny.jax_model().with_focus(FocusConfig(similarity_threshold=0.55, vector_size=16, sec_layers=(1,), sec_alphas=(0.5,)))
+    model = tiny.jax_model().with_focus(
+        FocusConfig(similarity_threshold=0.55, vector_size=16, sec_layers=(1,), sec_alphas=(0.5,))
+    )
     ids, mask, _, videos = tiny.video_prompts(2, seed=23)  # two prompts of different lengths, left-padded
     kwargs = dict(pixel_values_videos=videos, attention_mask=mask, max_new_tokens=2, eos_token_id=[], seq_bucket=1)
     compiles = _prefill_jit._cache_size(), _forward_jit._cache_size()
     tokens, trace = model.generate(ids, return_trace=True, **kwargs)
-    assert (_prefill_jit._cache_size() - compiles[0], _forward_jit._cache_size() - compiles[1]) == (1, 0)  # one prefill compile
+    assert (_prefill_jit._cache_size() - compiles[0], _forward_jit._cache_size() - compiles[1]) == (
+        1,
+        0,
+    )  # one prefill compile
     np.testing.assert_array_equal(tokens, model.generate(ids, **kwargs))
     _, ref = model.forward(ids, pixel_values_videos=videos, attention_mask=mask, return_trace=True)
     assert trace.plan == ref.plan and trace.model == ref.model and sorted(trace.gemms) == sorted(ref.gemms)

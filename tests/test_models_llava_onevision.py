@@ -6,15 +6,16 @@ batch 1 and 3 (left-padded), greedy generation (20 tokens, identical), a round t
 through ``save_pretrained``, bfloat16, and gradients of the training loss.
 """
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import torch
 
-import llava_tiny as tiny
 from focus_jax.models.llava_onevision import LlavaOnevision
 from focus_jax.models.llava_onevision.modeling import training_loss
+
+import llava_tiny as tiny
 
 TOL = 1e-4
 
@@ -30,7 +31,12 @@ def _hf_logits(ids, mask, pos, **pixels):
     hf, _ = tiny.checkpoint()
     with torch.no_grad():
         args = {k: torch.from_numpy(np.asarray(v)) for k, v in pixels.items()}
-        return hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), position_ids=torch.from_numpy(pos), **args).logits.numpy()
+        return hf(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            position_ids=torch.from_numpy(pos),
+            **args,
+        ).logits.numpy()
 
 
 def test_vision_and_projector_match_transformers():
@@ -75,10 +81,17 @@ def test_greedy_generation_matches_transformers():
     ids, mask, _, videos = tiny.video_prompts(3, seed=7)
     with torch.no_grad():
         ref = hf.generate(
-            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), pixel_values_videos=torch.from_numpy(videos),
-            max_new_tokens=20, do_sample=False, eos_token_id=None, pad_token_id=tiny.PAD,
-        )[:, ids.shape[1]:].numpy()  # fmt: skip
-    ours = tiny.jax_model().generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=20, eos_token_id=[])
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            pixel_values_videos=torch.from_numpy(videos),
+            max_new_tokens=20,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=tiny.PAD,
+        )[:, ids.shape[1] :].numpy()
+    ours = tiny.jax_model().generate(
+        ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=20, eos_token_id=[]
+    )
     print("transformers:", ref.tolist(), "\nfocus_jax:   ", ours.tolist())
     assert len(set(ref.ravel().tolist())) > 10  # the check is not vacuous: varied tokens
     np.testing.assert_array_equal(ours, ref)
@@ -89,7 +102,9 @@ def test_generation_stops_at_eos_and_pads():
     ids, mask, _, videos = tiny.video_prompts(1, seed=7)
     free = model.generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=8, eos_token_id=[])[0]
     stop = int(free[2])
-    out = model.generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=8, eos_token_id=stop, pad_token_id=tiny.PAD)[0]
+    out = model.generate(
+        ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=8, eos_token_id=stop, pad_token_id=tiny.PAD
+    )[0]
     first = int(np.argmax(free == stop))
     np.testing.assert_array_equal(out[: first + 1], free[: first + 1])
     assert (out[first + 1 :] == tiny.PAD).all()
@@ -98,7 +113,15 @@ def test_generation_stops_at_eos_and_pads():
 def test_sampling_is_seeded():
     model = tiny.jax_model()
     ids, mask, _, videos = tiny.video_prompts(1, seed=3)
-    kw = dict(pixel_values_videos=videos, attention_mask=mask, max_new_tokens=12, do_sample=True, temperature=1.5, top_p=0.9, eos_token_id=[])
+    kw = dict(
+        pixel_values_videos=videos,
+        attention_mask=mask,
+        max_new_tokens=12,
+        do_sample=True,
+        temperature=1.5,
+        top_p=0.9,
+        eos_token_id=[],
+    )
     a, b, c = model.generate(ids, seed=1, **kw), model.generate(ids, seed=1, **kw), model.generate(ids, seed=2, **kw)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -115,7 +138,10 @@ def test_save_pretrained_loads_in_transformers(tmp_path):
     ids, mask, pos, videos = tiny.video_prompts(1, seed=5)
     with torch.no_grad():
         ref = reloaded(input_ids=torch.from_numpy(ids), pixel_values_videos=torch.from_numpy(videos)).logits.numpy()
-    assert _err("logits of transformers reloading our checkpoint", model.forward(ids, pixel_values_videos=videos), ref) <= TOL
+    assert (
+        _err("logits of transformers reloading our checkpoint", model.forward(ids, pixel_values_videos=videos), ref)
+        <= TOL
+    )
     again = LlavaOnevision.from_pretrained(tmp_path)
     for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(model.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -137,7 +163,11 @@ def test_loss_gradients_are_finite_and_match_finite_differences():
     model = tiny.jax_model()
     ids, mask, pos, videos = tiny.video_prompts(1, seed=4)
     labels = jnp.asarray(np.where(ids == tiny.VIDEO_TOKEN, -100, ids))
-    loss = jax.jit(lambda params: training_loss(params, model.config, jnp.asarray(ids), labels, jnp.asarray(mask), jnp.asarray(videos)))
+    loss = jax.jit(
+        lambda params: training_loss(
+            params, model.config, jnp.asarray(ids), labels, jnp.asarray(mask), jnp.asarray(videos)
+        )
+    )
     value, grads = jax.jit(jax.value_and_grad(loss))(model.params)
     leaves = jax.tree.leaves(grads)
     assert all(np.isfinite(np.asarray(g)).all() for g in leaves)
@@ -148,5 +178,7 @@ def test_loss_gradients_are_finite_and_match_finite_differences():
     shift = lambda s: jax.tree.map(lambda p, d: p + s * eps * d, model.params, direction)
     numeric = (loss(shift(1.0)) - loss(shift(-1.0))) / (2 * eps)
     analytic = sum(jnp.vdot(g, d) for g, d in zip(leaves, jax.tree.leaves(direction)))
-    print(f"loss {float(value):.4f}; directional derivative analytic {float(analytic):.5f} numeric {float(numeric):.5f}")
+    print(
+        f"loss {float(value):.4f}; directional derivative analytic {float(analytic):.5f} numeric {float(numeric):.5f}"
+    )
     assert abs(float(analytic) - float(numeric)) <= 1e-2 * max(1.0, abs(float(numeric)))

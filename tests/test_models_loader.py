@@ -3,18 +3,19 @@
 import json
 import shutil
 
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import jax.numpy as jnp
 import pytest
 import torch
 
-import llava_tiny as tiny
 from focus_jax.errors import InputError
 from focus_jax.models.checkpoint import CheckpointError
 from focus_jax.models.llava_onevision import LlavaOnevision
 from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.safetensors_io import read_checkpoint, read_safetensors, write_checkpoint, write_safetensors
+
+import llava_tiny as tiny
 
 
 @pytest.fixture
@@ -35,7 +36,9 @@ def test_missing_tensor_is_named(ckpt):
     directory, tensors = ckpt
     del tensors["language_model.model.layers.2.mlp.up_proj.weight"]
     _rewrite(directory, tensors)
-    with pytest.raises(CheckpointError, match=r"missing tensor 'language_model\.model\.layers\.2\.mlp\.up_proj\.weight'"):
+    with pytest.raises(
+        CheckpointError, match=r"missing tensor 'language_model\.model\.layers\.2\.mlp\.up_proj\.weight'"
+    ):
         LlavaOnevision.from_pretrained(directory)
 
 
@@ -51,7 +54,10 @@ def test_shape_mismatch_is_named(ckpt):
     directory, tensors = ckpt
     tensors["multi_modal_projector.linear_1.weight"] = np.zeros((64, 31), np.float32)
     _rewrite(directory, tensors)
-    with pytest.raises(CheckpointError, match=r"'multi_modal_projector\.linear_1\.weight' has shape \(64, 31\), the config implies \(64, 32\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'multi_modal_projector\.linear_1\.weight' has shape \(64, 31\), the config implies \(64, 32\)",
+    ):
         LlavaOnevision.from_pretrained(directory)
 
 
@@ -69,7 +75,10 @@ def test_config_that_disagrees_with_weights(ckpt):
     [
         (lambda c: c.update(model_type="llava"), "model_type 'llava'"),
         (lambda c: c["text_config"].update(use_sliding_window=True), "sliding-window"),
-        (lambda c: c["text_config"].update(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4}), "rope_type 'yarn'"),
+        (
+            lambda c: c["text_config"].update(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4}),
+            "rope_type 'yarn'",
+        ),
         (lambda c: c["vision_config"].update(model_type="clip_vision_model"), "siglip_vision_model"),
         (lambda c: c.update(vision_feature_select_strategy="cls"), "vision_feature_select_strategy"),
     ],
@@ -112,7 +121,8 @@ def test_sharded_checkpoint_round_trip(ckpt):
     reference = tiny.jax_model()
     ids, mask, _, videos = tiny.video_prompts(1, seed=1)
     np.testing.assert_array_equal(
-        np.asarray(loaded.params["language"]["layers"]["down"]["w"]), np.asarray(reference.params["language"]["layers"]["down"]["w"])
+        np.asarray(loaded.params["language"]["layers"]["down"]["w"]),
+        np.asarray(reference.params["language"]["layers"]["down"]["w"]),
     )
     shards[1].unlink()
     with pytest.raises(CheckpointError, match=f"names shard '{shards[1].name}', which is missing"):
@@ -124,7 +134,11 @@ def test_bfloat16_checkpoints_without_torch(tmp_path):
     writes files safetensors' own torch loader reads back identically."""
     from safetensors.torch import load_file, save_file
 
-    ref = {"a": torch.randn(3, 5, dtype=torch.bfloat16), "b": torch.randn(4, dtype=torch.float16), "c": torch.arange(6, dtype=torch.int64)}
+    ref = {
+        "a": torch.randn(3, 5, dtype=torch.bfloat16),
+        "b": torch.randn(4, dtype=torch.float16),
+        "c": torch.arange(6, dtype=torch.int64),
+    }
     save_file(ref, tmp_path / "ref.safetensors")
     ours = read_safetensors(tmp_path / "ref.safetensors")
     assert ours["a"].dtype == np.dtype(ml_dtypes.bfloat16)
@@ -147,9 +161,18 @@ def test_bfloat16_model_directory_loads(tmp_path):
 
 def test_canonical_key_layouts():
     canon = llava_params.canonical_key
-    assert canon("vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight") == "vision_tower.encoder.layers.0.mlp.fc1.weight"
-    assert canon("model.vision_tower.embeddings.patch_embedding.weight") == "vision_tower.embeddings.patch_embedding.weight"
-    assert canon("model.language_model.layers.3.self_attn.q_proj.bias") == "language_model.model.layers.3.self_attn.q_proj.bias"
+    assert (
+        canon("vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight")
+        == "vision_tower.encoder.layers.0.mlp.fc1.weight"
+    )
+    assert (
+        canon("model.vision_tower.embeddings.patch_embedding.weight")
+        == "vision_tower.embeddings.patch_embedding.weight"
+    )
+    assert (
+        canon("model.language_model.layers.3.self_attn.q_proj.bias")
+        == "language_model.model.layers.3.self_attn.q_proj.bias"
+    )
     assert canon("lm_head.weight") == "language_model.lm_head.weight"
     assert canon("model.image_newline") == "image_newline"
     assert canon("model.multi_modal_projector.linear_2.bias") == "multi_modal_projector.linear_2.bias"
@@ -171,7 +194,9 @@ def test_in_memory_key_layout_loads(ckpt):
         renamed[k] = v
     _rewrite(directory, renamed)
     loaded = LlavaOnevision.from_pretrained(directory)
-    np.testing.assert_array_equal(np.asarray(loaded.params["image_newline"]), np.asarray(tiny.jax_model().params["image_newline"]))
+    np.testing.assert_array_equal(
+        np.asarray(loaded.params["image_newline"]), np.asarray(tiny.jax_model().params["image_newline"])
+    )
 
 
 def test_package_level_from_pretrained():

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-import llava_tiny as tiny
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig, anyres_grid_shape, select_best_resolution
 from focus_jax.models.llava_onevision.preprocessing import (
     ProcessorConfig,
@@ -15,17 +14,23 @@ from focus_jax.models.llava_onevision.preprocessing import (
 )
 from focus_jax.video import decode_video, demo_video_path
 
+import llava_tiny as tiny
+
 
 def _hf_processor(size=384, pinpoints=None):
     from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 
     kw = {"image_grid_pinpoints": pinpoints} if pinpoints else {}
-    return LlavaOnevisionImageProcessorPil(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3, **kw)
+    return LlavaOnevisionImageProcessorPil(
+        size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3, **kw
+    )
 
 
 def test_video_frames_match_the_image_processor():
     frames = decode_video(demo_video_path(), 3)  # real footage, not square
-    square = frames[:, :, : frames.shape[1]]  # transformers pads non-square frames of a multi-image prompt; compare squares
+    square = frames[
+        :, :, : frames.shape[1]
+    ]  # transformers pads non-square frames of a multi-image prompt; compare squares
     ours = preprocess_frames(square)
     ref = _hf_processor()([list(square)], return_tensors="np")["pixel_values"][:, 0]  # 3 images, 1 view each
     assert ours.shape == ref.shape == (3, 3, 384, 384)
@@ -50,7 +55,11 @@ def test_processor_config_from_checkpoint(tmp_path):
         {"size": {"height": 56, "width": 56}, "image_mean": [0.1, 0.2, 0.3], "image_grid_pinpoints": tiny.PINPOINTS}
     ))  # fmt: skip
     cfg = ProcessorConfig.from_pretrained(tmp_path)
-    assert cfg.size == (56, 56) and cfg.image_mean == (0.1, 0.2, 0.3) and cfg.image_grid_pinpoints == ((56, 56), (56, 112), (112, 56), (112, 112))
+    assert (
+        cfg.size == (56, 56)
+        and cfg.image_mean == (0.1, 0.2, 0.3)
+        and cfg.image_grid_pinpoints == ((56, 56), (56, 112), (112, 56), (112, 112))
+    )
 
 
 def test_best_resolution_matches_transformers():

@@ -15,7 +15,13 @@ def _formula_count(cfg) -> int:
     """Parameters from the architecture's dimensions, written out independently of the code."""
     v, t = cfg.vision, cfg.text
     d, f = v.hidden_size, v.intermediate_size
-    vision = 3 * 14 * 14 * d + d + v.num_patches * d + v.num_layers * (4 * (d * d + d) + 2 * 2 * d + d * f + f + f * d + d) + 2 * d
+    vision = (
+        3 * 14 * 14 * d
+        + d
+        + v.num_patches * d
+        + v.num_layers * (4 * (d * d + d) + 2 * 2 * d + d * f + f + f * d + d)
+        + 2 * d
+    )
     projector = d * t.hidden_size + t.hidden_size + t.hidden_size**2 + t.hidden_size
     h, kv, i = t.hidden_size, t.kv_size, t.intermediate_size
     layer = (h * h + h) + 2 * (h * kv + kv) + h * h + 3 * h * i + 2 * h

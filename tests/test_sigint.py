@@ -52,7 +52,17 @@ def _interrupt(clip: Path, stage: str, delay: float, cache: Path) -> tuple[int, 
     env = dict(os.environ, JAX_LOG_COMPILES="1", PYTHONUNBUFFERED="1")
     if stage == "generation":
         env |= {"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    command = [sys.executable, "-m", "focus_jax.cli", "run", str(clip), "-p", "what color is the moving shape?", "--no-focus", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "focus_jax.cli",
+        "run",
+        str(clip),
+        "-p",
+        "what color is the moving shape?",
+        "--no-focus",
+        "--json",
+    ]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     before = []
     try:

@@ -12,15 +12,34 @@ from focus_jax import from_pretrained
 from focus_jax.data import build_tokenizer, generate_samples, make_batch
 from focus_jax.demo_model import demo_model_config, demo_task_config
 from focus_jax.models.llava_onevision import modeling
-from focus_jax.training import (TrainConfig, answer_accuracy, answer_predictions, init_probe, make_optimizer, make_train_step,
-    render_batch, train, training_questions, visual_targets)
+from focus_jax.training import (
+    TrainConfig,
+    answer_accuracy,
+    answer_predictions,
+    init_probe,
+    make_optimizer,
+    make_train_step,
+    render_batch,
+    train,
+    training_questions,
+    visual_targets,
+)
+
 from task_model import random_model_dir
 
 CFG = demo_model_config()
 
 
 def test_train_config_rejects_bad_values():
-    for bad in (dict(steps=0), dict(batch_size=0), dict(warmup_steps=10, steps=10), dict(learning_rate=0.0), dict(final_lr_fraction=2.0), dict(aux_weight=-1.0), dict(questions_per_clip=0)):
+    for bad in (
+        dict(steps=0),
+        dict(batch_size=0),
+        dict(warmup_steps=10, steps=10),
+        dict(learning_rate=0.0),
+        dict(final_lr_fraction=2.0),
+        dict(aux_weight=-1.0),
+        dict(questions_per_clip=0),
+    ):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 
@@ -54,7 +73,9 @@ def test_train_is_deterministic_and_batches_are_indexed_by_step():
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     # render_batch: batch k holds samples k*B.. of the seed, one fixed padded length
     batch = render_batch(demo_task_config(), 0, 2, CFG.pooled_side, 3)
-    reference = make_batch(generate_samples(demo_task_config(), 0, 2, 6), build_tokenizer(), num_video_tokens=129, image_size=64)
+    reference = make_batch(
+        generate_samples(demo_task_config(), 0, 2, 6), build_tokenizer(), num_video_tokens=129, image_size=64
+    )
     length = reference["input_ids"].shape[1]
     assert all(np.array_equal(batch[k][:, :length], reference[k]) for k in ("input_ids", "labels", "attention_mask"))
     assert np.array_equal(batch["pixel_values_videos"], reference["pixel_values_videos"])
@@ -74,10 +95,14 @@ def test_packed_questions_are_computed_as_single_questions():
     def answer_logits(batch, packed_rows):
         ids, mask = jnp.asarray(batch["input_ids"]), jnp.asarray(batch["attention_mask"]) > 0
         feats = modeling.video_features(params, CFG, jnp.asarray(batch["pixel_values_videos"]))
-        x = modeling.merge_embeddings(qwen2.embed_tokens(params["language"], ids), ids, CFG.video_token_id, feats.reshape(-1, feats.shape[-1]))
+        x = modeling.merge_embeddings(
+            qwen2.embed_tokens(params["language"], ids), ids, CFG.video_token_id, feats.reshape(-1, feats.shape[-1])
+        )
         positions = batch["positions"] if packed_rows else jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
         segments = batch["segment_ids"] if packed_rows else None
-        hidden = qwen2.prefill(params["language"], CFG.text, x, mask, jnp.asarray(positions), segment_ids=segments).hidden
+        hidden = qwen2.prefill(
+            params["language"], CFG.text, x, mask, jnp.asarray(positions), segment_ids=segments
+        ).hidden
         logits = np.asarray(qwen2.logits_from_hidden(params["language"], CFG.text, hidden))
         labelled = batch["labels"] != modeling.IGNORE_INDEX
         return [logits[row, np.nonzero(labelled[row])[0] - 1] for row in range(len(logits))]  # rows predicting labels
@@ -107,8 +132,12 @@ def test_visual_targets_name_the_object_under_each_token():
     assert colors.shape == shapes.shape == motion.shape == (6, 128)
     assert targets["object_count"].tolist() == [len(s.scene.objects) - 1 for s in samples]
     for sample, c, s, m in zip(samples, colors, shapes, motion):
-        assert np.array_equal(c == len(COLORS), s == len(SHAPES)) and np.array_equal(c == len(COLORS), m == len(DIRECTIONS) + 1)
-        frames = sample.frames.astype(np.int32).reshape(8, 4, 16, 4, 16, 3).transpose(0, 1, 3, 2, 4, 5).reshape(128, 256, 3)
+        assert np.array_equal(c == len(COLORS), s == len(SHAPES)) and np.array_equal(
+            c == len(COLORS), m == len(DIRECTIONS) + 1
+        )
+        frames = (
+            sample.frames.astype(np.int32).reshape(8, 4, 16, 4, 16, 3).transpose(0, 1, 3, 2, 4, 5).reshape(128, 256, 3)
+        )
         for obj in sample.scene.objects:
             rgb = np.array(COLORS[obj.color])
             painted = (np.abs(frames - rgb).max(axis=-1) <= 2).mean(axis=1)  # fraction of the cell in the exact colour

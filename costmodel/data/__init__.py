@@ -1,1 +1,2 @@
-"""Package data of costmodel: synthesis, memory-compiler and CACTI tables, and the paper's published results (see README.md)."""
+"""Package data of costmodel: synthesis, memory-compiler and CACTI tables, and the paper's
+published results (see README.md)."""

@@ -12,27 +12,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-
-def pixel_patch_tokens(frames: np.ndarray, grid: int, patch: int) -> np.ndarray:
-    """``(F, H, W, 3)`` uint8 frames -> ``(F * grid * grid, patch * patch * 3)`` float32 tokens.
-
-    Frames are resized (PIL, bicubic) to ``grid * patch`` square and scaled to [-1, 1]
-    as SigLIP's image processor does; tokens are frame-major, row-major.
-    """
-    from PIL import Image
-
-    side = grid * patch
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in frames])
-    x = resized.astype(np.float32) / 127.5 - 1.0
-    f = x.shape[0]
-    x = x.reshape(f, grid, patch, grid, patch, 3).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(f * grid * grid, patch * patch * 3)
 
 
 def concentrate(
@@ -51,7 +34,7 @@ def concentrate(
     from focus_jax import FocusConfig, VisualGeometry
     from focus_jax.concentration import similarity_concentration
     from focus_jax.inputs.limits import check_limit
-    from focus_jax.video import decode_video, demo_video_path
+    from focus_jax.video import decode_video, demo_video_path, pixel_patch_tokens
 
     if demo == (video is not None):
         raise ValueError("give either a VIDEO path or --demo")
@@ -77,12 +60,20 @@ def concentrate(
                 "wall_time_s": elapsed,
             }
         )
-    report = {"video": str(path), "frames": frames, "tokens": geom.num_tokens, "dim": int(tokens.shape[1]), "results": rows}
+    report = {
+        "video": str(path),
+        "frames": frames,
+        "tokens": geom.num_tokens,
+        "dim": int(tokens.shape[1]),
+        "results": rows,
+    }
     if as_json:
         print(json.dumps(report))
         return
     console = Console()
-    table = Table(title=f"SIC on {escape(path.name)}: {frames} frames x {grid}x{grid} patches of {tokens.shape[1]} channels")
+    table = Table(
+        title=f"SIC on {escape(path.name)}: {frames} frames x {grid}x{grid} patches of {tokens.shape[1]} channels"
+    )
     for col in ("threshold", "sparsity", "similar / total vectors", "wall time"):
         table.add_column(col, justify="right")
     for r in rows:

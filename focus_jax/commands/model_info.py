@@ -58,13 +58,19 @@ def model_info(
         print(json.dumps(result, indent=2))
         return
     console = Console()
-    console.print(f"[bold]{escape(model)}[/]: {counts['total'] / 1e9:.3f} B parameters "
-                  f"(vision {counts['vision'] / 1e6:.1f} M, projector {counts['projector'] / 1e6:.1f} M, "
-                  f"language {counts['language'] / 1e6:.1f} M), weights {result['weights_gib']:.2f} GiB in {dtype}")  # fmt: skip
-    console.print(f"{frames} frames + {text_tokens} text tokens = {dense.tokens} tokens; eval_shape logits {tuple(logits.shape)}")
+    console.print(
+        f"[bold]{escape(model)}[/]: {counts['total'] / 1e9:.3f} B parameters "
+        f"(vision {counts['vision'] / 1e6:.1f} M, projector {counts['projector'] / 1e6:.1f} M, "
+        f"language {counts['language'] / 1e6:.1f} M), weights {result['weights_gib']:.2f} GiB in {dtype}"
+    )
+    console.print(
+        f"{frames} frames + {text_tokens} text tokens = {dense.tokens} tokens; eval_shape logits {tuple(logits.shape)}"
+    )
     table = Table(title="activation memory estimate (GiB, batch 1)")
     for col in ("", "vision", "decoder", "KV cache", "embeddings", "total"):
         table.add_column(col, justify="right")
     for name, m in (("dense", dense), ("Focus", focused)):
-        table.add_row(name, *(f"{gib(getattr(m, f)):.3f}" for f in ("vision", "decoder", "kv_cache", "embeddings", "total")))
+        table.add_row(
+            name, *(f"{gib(getattr(m, f)):.3f}" for f in ("vision", "decoder", "kv_cache", "embeddings", "total"))
+        )
     console.print(table)

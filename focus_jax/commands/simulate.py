@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-_ACCELERATORS = ("dense", "focus", "sec-only", "adaptiv", "cmc")
 _CLI_MODES = ("paper", "corrected")
 
 
@@ -55,32 +54,47 @@ def build_workload(
 ):
     """Turn the command-line options into ``(Hardware, Workload)``; ValueError on bad input."""
     import costmodel as cm
-    from costmodel.workload import FocusStats
 
-    if accelerator not in _ACCELERATORS:
-        raise ValueError(f"unknown accelerator {accelerator!r}; choose one of {', '.join(_ACCELERATORS)}")
+    if accelerator not in cm.KINDS:
+        raise ValueError(f"unknown accelerator {accelerator!r}; choose one of {', '.join(cm.KINDS)}")
     if mode not in _CLI_MODES:
         raise ValueError(f"unknown mode {mode!r}; choose paper or corrected")
     for name, value in (("--text-tokens", text_tokens or 0), ("--decode-tokens", decode_tokens)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     fractions = _sparsities(sparsity)
-
-    loaded = None
     if trace is not None:
-        from focus_jax.trace import FocusTrace
-
-        loaded = FocusTrace.load(trace)
-        shape = cm.ModelShape.from_trace(loaded)
-        tokens = loaded.geometry.num_tokens
-        if seq_len is not None and seq_len != tokens:
-            raise ValueError(f"--seq-len {seq_len} disagrees with the trace's {tokens} visual tokens")
-        seq_len = tokens
-        frames = frames or loaded.geometry.frames
-        if text_tokens is None and mode == "corrected":
-            text_tokens = loaded.text_tokens  # the paper prices visual tokens only
+        if accelerator in ("focus", "sec-only") and (sec_layers or sec_alphas or fractions):
+            raise ValueError(
+                "--trace already fixes the SEC schedule and sparsities; drop --sec-layers/--sec-alphas/--sparsity"
+            )
+        wl = _trace_workload(trace, seq_len, frames, text_tokens, decode_tokens, mode)
     else:
-        shape = cm.ModelShape.load(model)
+        wl = _option_workload(model, seq_len, frames, text_tokens, decode_tokens)
+    return cm.accelerator(accelerator), _with_sparsities(accelerator, wl, fractions, model, sec_layers, sec_alphas)
+
+
+def _trace_workload(path: Path, seq_len, frames, text_tokens, decode_tokens: int, mode: str):
+    """``Workload.from_trace`` of a trace file; ``--frames``/``--text-tokens`` override its
+    counts (paper mode prices visual tokens only: no text unless given)."""
+    import costmodel as cm
+    from focus_jax.trace import FocusTrace
+
+    wl = cm.Workload.from_trace(FocusTrace.load(path), decode_tokens=decode_tokens)
+    tokens = int(wl.visual_tokens)
+    if seq_len is not None and seq_len != tokens:
+        raise ValueError(f"--seq-len {seq_len} disagrees with the trace's {tokens} visual tokens")
+    if frames is not None and not 1 <= frames <= tokens:
+        raise ValueError(f"--frames must lie in [1, {tokens}], got {frames}")
+    if text_tokens is None:
+        text_tokens = wl.text_tokens if mode == "corrected" else 0
+    return wl.replace(frames=float(frames or wl.frames), text_tokens=float(text_tokens))
+
+
+def _option_workload(model: str, seq_len, frames, text_tokens, decode_tokens: int):
+    import costmodel as cm
+
+    shape = cm.ModelShape.load(model)
     if seq_len is None:
         raise ValueError("give --seq-len T (visual tokens) or --trace FILE")
     if seq_len < 1:
@@ -88,36 +102,39 @@ def build_workload(
     frames = 1 if frames is None else frames
     if not 1 <= frames <= seq_len:
         raise ValueError(f"--frames must lie in [1, {seq_len}], got {frames}")
+    return cm.Workload(shape, float(seq_len), frames=float(frames), text_tokens=float(text_tokens or 0),
+                       decode_tokens=decode_tokens)  # fmt: skip
 
-    text = float(text_tokens or 0)
-    wl = cm.Workload(shape, float(seq_len), frames=float(frames), text_tokens=text, decode_tokens=decode_tokens)
+
+def _with_sparsities(accelerator: str, wl, fractions: list[float], model: str, sec_layers, sec_alphas):
+    """``wl`` with the sparsity inputs of ``accelerator`` (a trace's Focus statistics stay for Focus kinds)."""
+    from costmodel.workload import FocusStats
+
     if accelerator in ("focus", "sec-only"):
         if accelerator == "sec-only" and fractions:
             raise ValueError("sec-only runs SEC without SIC: it takes no --sparsity")
-        if loaded is not None:
-            if sec_layers or sec_alphas or fractions:
-                raise ValueError("--trace already fixes the SEC schedule and sparsities; drop --sec-layers/--sec-alphas/--sparsity")
-            stats = FocusStats.from_trace(loaded)
-        else:
-            if accelerator == "focus" and not fractions:
-                raise ValueError("focus needs --trace FILE or --sparsity S (fraction of the kept vectors SIC merges)")
-            if len(fractions) not in (0, 1, 5):
-                raise ValueError("focus takes one --sparsity value, or five (q_proj, query, o_proj, gate_proj, down_proj)")
-            layers, alphas = _sec_schedule(model, shape, sec_layers, sec_alphas)
-            fraction = fractions[0] if len(fractions) == 1 else (fractions or 0.0)
-            stats = FocusStats.from_schedule(shape, float(seq_len), layers, alphas, similar_fraction=fraction)
-        wl = wl.replace(focus=stats)
-    elif accelerator == "adaptiv":
+        if wl.focus is not None:  # from the trace
+            return wl
+        if accelerator == "focus" and not fractions:
+            raise ValueError("focus needs --trace FILE or --sparsity S (fraction of the kept vectors SIC merges)")
+        if len(fractions) not in (0, 1, 5):
+            raise ValueError("focus takes one --sparsity value, or five (q_proj, query, o_proj, gate_proj, down_proj)")
+        layers, alphas = _sec_schedule(model, wl.model, sec_layers, sec_alphas)
+        fraction = fractions[0] if len(fractions) == 1 else (fractions or 0.0)
+        stats = FocusStats.from_schedule(wl.model, wl.visual_tokens, layers, alphas, similar_fraction=fraction)
+        return wl.replace(focus=stats)
+    wl = wl.replace(focus=None)
+    if accelerator == "adaptiv":
         if len(fractions) != 1:
             raise ValueError("adaptiv needs one --sparsity S (fraction of tokens merged)")
-        wl = wl.replace(adaptiv_sparsity=fractions[0])
-    elif accelerator == "cmc":
+        return wl.replace(adaptiv_sparsity=fractions[0])
+    if accelerator == "cmc":
         if len(fractions) not in (1, 3):
             raise ValueError("cmc needs --sparsity linear,query,score (or one value for all three)")
-        wl = wl.replace(cmc_sparsity=tuple(fractions * 3 if len(fractions) == 1 else fractions))
-    elif fractions:
+        return wl.replace(cmc_sparsity=tuple(fractions * 3 if len(fractions) == 1 else fractions))
+    if fractions:
         raise ValueError("the dense array takes no --sparsity")
-    return cm.accelerator(accelerator), wl
+    return wl
 
 
 def _sec_schedule(model: str, shape, sec_layers: Optional[str], sec_alphas: Optional[str]):
@@ -141,16 +158,24 @@ def _sec_schedule(model: str, shape, sec_layers: Optional[str], sec_alphas: Opti
 def simulate(
     accelerator: str = typer.Option("focus", "--accelerator", help="dense, focus, sec-only, adaptiv or cmc."),
     model: str = typer.Option(
-        "llava_vid", "--model", help="llava_vid, llava_onevision, minicpm_v, qwen2_5_vl, qwen2-7b, qwen2-0.5b, or a config.json."
+        "llava_vid",
+        "--model",
+        help="llava_vid, llava_onevision, minicpm_v, qwen2_5_vl, qwen2-7b, qwen2-0.5b, or a config.json.",
     ),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Visual tokens T of the prompt."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Video frames (CMC's codec partitions)."),
     sec_layers: Optional[str] = typer.Option(None, "--sec-layers", help="SEC layers, e.g. 3,6,9,18,26."),
-    sec_alphas: Optional[str] = typer.Option(None, "--sec-alphas", help="SEC retention ratios, e.g. 0.4,0.3,0.2,0.15,0.1."),
-    sparsity: list[str] = typer.Option(
-        [], "--sparsity", help="Focus: similar-vector fraction (1 or 5 values); Adaptiv: token sparsity; CMC: linear,query,score."
+    sec_alphas: Optional[str] = typer.Option(
+        None, "--sec-alphas", help="SEC retention ratios, e.g. 0.4,0.3,0.2,0.15,0.1."
     ),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="A focus-jax trace (.npz) instead of --seq-len/--sparsity."),
+    sparsity: list[str] = typer.Option(
+        [],
+        "--sparsity",
+        help="Focus: similar-vector fraction (1 or 5 values); Adaptiv: token sparsity; CMC: linear,query,score.",
+    ),
+    trace: Optional[Path] = typer.Option(
+        None, "--trace", help="A focus-jax trace (.npz) instead of --seq-len/--sparsity."
+    ),
     mode: str = typer.Option("paper", "--mode", help="paper (the published model) or corrected."),
     text_tokens: Optional[int] = typer.Option(
         None, "--text-tokens", help="Text tokens of the prompt (corrected mode; default: the trace's, else 0)."
@@ -181,7 +206,9 @@ def simulate(
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"{escape(accelerator)} on {escape(str(wl.model.name))}, T = {int(wl.visual_tokens)} ({mode} mode)")
+    table = Table(
+        title=f"{escape(accelerator)} on {escape(str(wl.model.name))}, T = {int(wl.visual_tokens)} ({mode} mode)"
+    )
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for label, value in (
@@ -247,7 +274,10 @@ def _reproduce(output_dir: Path, mode: str, as_json: bool) -> None:
         for e in effects:
             eff.add_row(
                 e["variant"],
-                *(f"{e[f'speedup_vs_{k}']:.3f} / {e[f'energy_gain_vs_{k}']:.3f}" for k in ("sa", "adaptiv", "cmc", "sec_only_sa")),
+                *(
+                    f"{e[f'speedup_vs_{k}']:.3f} / {e[f'energy_gain_vs_{k}']:.3f}"
+                    for k in ("sa", "adaptiv", "cmc", "sec_only_sa")
+                ),
             )
         console.print(eff)
     console.print(f"wrote {escape(str(csv_path))} and {escape(str(png_path))}")

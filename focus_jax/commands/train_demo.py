@@ -17,7 +17,11 @@ import typer
 
 
 def train_demo(
-    out: Path = typer.Option(Path("demo_model"), "--out", help="Directory to write the checkpoint to (created; must be empty unless --overwrite)."),
+    out: Path = typer.Option(
+        Path("demo_model"),
+        "--out",
+        help="Directory to write the checkpoint to (created; must be empty unless --overwrite).",
+    ),
     steps: int = typer.Option(5000, min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(8, min=1, help="Clips per step."),
     questions_per_clip: int = typer.Option(4, min=1, help="Questions asked about each clip, packed in one row."),
@@ -30,7 +34,14 @@ def train_demo(
     """Train the embedded demo model (about 37 minutes on 2 CPU cores) and write it to --out."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from focus_jax.data import build_tokenizer, generate_samples, make_batch
     from focus_jax.demo_model import DEMO_FOCUS, demo_model_config, demo_task_config, write_model_dir
@@ -45,7 +56,13 @@ def train_demo(
     eval_batch = make_batch(held_out, build_tokenizer(), num_video_tokens=model_cfg.video_token_count(task.num_frames),
                             image_size=task.resolution)  # fmt: skip
     console = Console()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         job = bar.add_task("training", total=steps)
 
@@ -64,5 +81,7 @@ def train_demo(
         "loss": result.losses,
     }
     (out / "training_log.json").write_text(json.dumps(log) + "\n")
-    console.print(f"wrote {escape(str(out))} ({result.seconds / 60:.1f} min of training); "
-                  f"evaluate it with `focus-jax eval --model {escape(str(out))}`")  # fmt: skip
+    console.print(
+        f"wrote {escape(str(out))} ({result.seconds / 60:.1f} min of training); "
+        f"evaluate it with `focus-jax eval --model {escape(str(out))}`"
+    )

@@ -7,11 +7,12 @@ LLaVA-OneVision inputs, and exact-match scoring.
 
 - Task: ``TaskConfig``, ``generate_sample``, ``generate_samples``, ``sample_spec``,
   ``scene_questions``, ``FAMILIES``, ``ANSWERS`` (``focus_jax.data.task``); scenes: ``focus_jax.data.scene``.
-- Video files: ``write_video`` (read back with ``focus_jax.video.decode_video``).
+- Video files: ``write_video`` (``focus_jax.video``, re-exported; read back with ``decode_video``).
 - Tokenizer: ``build_tokenizer``, ``save_tokenizer``, ``prompt_text``, ``special_token_ids``,
   ``VOCABULARY`` (``focus_jax.data.tokenizer``).
 - Model inputs: ``preprocess_frames``, ``video_token_count``, ``encode_prompt``,
-  ``encode_example``, ``make_batch``, ``make_packed_batch``, ``iterate_batches``, ``IGNORE_INDEX`` (``focus_jax.data.batching``).
+  ``encode_example``, ``make_batch``, ``make_packed_batch``, ``iterate_batches``, ``IGNORE_INDEX``
+  (``focus_jax.data.batching``).
 - Scoring: ``score_answers``, ``score_samples``, ``normalize_answer``
   (``focus_jax.data.evaluation``).
 """
@@ -39,12 +40,34 @@ from focus_jax.data.task import (
     scene_questions,
 )
 from focus_jax.data.tokenizer import VOCABULARY, build_tokenizer, prompt_text, save_tokenizer, special_token_ids
-from focus_jax.data.video_io import write_video
+from focus_jax.video import write_video  # re-exported: the task writes its clips with it
 
 __all__ = [
-    "TaskConfig", "VideoQASample", "QASpec", "FAMILIES", "ANSWERS",
-    "generate_sample", "generate_samples", "sample_spec", "scene_questions", "write_video",
-    "VOCABULARY", "build_tokenizer", "save_tokenizer", "prompt_text", "special_token_ids",
-    "IGNORE_INDEX", "preprocess_frames", "video_token_count", "encode_prompt", "encode_example", "make_batch", "make_packed_batch", "iterate_batches",
-    "AccuracyReport", "normalize_answer", "score_answers", "score_samples",
+    "TaskConfig",
+    "VideoQASample",
+    "QASpec",
+    "FAMILIES",
+    "ANSWERS",
+    "generate_sample",
+    "generate_samples",
+    "sample_spec",
+    "scene_questions",
+    "write_video",
+    "VOCABULARY",
+    "build_tokenizer",
+    "save_tokenizer",
+    "prompt_text",
+    "special_token_ids",
+    "IGNORE_INDEX",
+    "preprocess_frames",
+    "video_token_count",
+    "encode_prompt",
+    "encode_example",
+    "make_batch",
+    "make_packed_batch",
+    "iterate_batches",
+    "AccuracyReport",
+    "normalize_answer",
+    "score_answers",
+    "score_samples",
 ]

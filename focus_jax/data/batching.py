@@ -76,7 +76,12 @@ def preprocess_frames(
     from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
     from focus_jax.models.llava_onevision.preprocessing import preprocess_frames as model_preprocess
 
-    return model_preprocess(frames, ProcessorConfig(size=(int(size), int(size)), image_mean=tuple(map(float, mean32)), image_std=tuple(map(float, std32))))
+    return model_preprocess(
+        frames,
+        ProcessorConfig(
+            size=(int(size), int(size)), image_mean=tuple(map(float, mean32)), image_std=tuple(map(float, std32))
+        ),
+    )
 
 
 def video_token_count(num_frames: int, image_size: int, patch_size: int) -> int:
@@ -99,7 +104,11 @@ def video_token_count(num_frames: int, image_size: int, patch_size: int) -> int:
 
 
 def _expand_video(ids: list[int], video_id: int, num_video_tokens: int) -> list[int]:
-    if isinstance(num_video_tokens, bool) or not isinstance(num_video_tokens, (int, np.integer)) or num_video_tokens < 1:
+    if (
+        isinstance(num_video_tokens, bool)
+        or not isinstance(num_video_tokens, (int, np.integer))
+        or num_video_tokens < 1
+    ):
         raise ValueError(f"num_video_tokens must be a positive integer, got {num_video_tokens!r}")
     at = ids.index(video_id)
     return ids[:at] + [video_id] * int(num_video_tokens) + ids[at + 1 :]
@@ -215,9 +224,18 @@ def make_batch(
     else:
         encoded = [(ids, None) for ids in (encode_prompt(tokenizer, s.question, num_video_tokens) for s in samples)]
     length = bucket_length(max(len(ids) for ids, _ in encoded), buckets, length_multiple)
+    out = _padded_rows(encoded, length, tokenizer.pad_token_id, padding_side)
+    out["pixel_values_videos"] = np.stack([preprocess_frames(s.frames, image_size, mean, std) for s in samples])
+    if not with_answers:
+        del out["labels"]
+    return out
 
-    batch = len(samples)
-    input_ids = np.full((batch, length), tokenizer.pad_token_id, np.int32)
+
+def _padded_rows(encoded, length: int, pad_id: int, padding_side: str) -> dict[str, np.ndarray]:
+    """``input_ids`` / ``attention_mask`` / ``labels`` ``(B, length)`` int32 of ``(ids, labels
+    or None)`` rows, padded on ``padding_side`` (``pad_id``, mask 0, ``IGNORE_INDEX``)."""
+    batch = len(encoded)
+    input_ids = np.full((batch, length), pad_id, np.int32)
     attention_mask = np.zeros((batch, length), np.int32)
     labels = np.full((batch, length), IGNORE_INDEX, np.int32)
     for row, (ids, lab) in enumerate(encoded):
@@ -226,15 +244,7 @@ def make_batch(
         attention_mask[row, span] = 1
         if lab is not None:
             labels[row, span] = lab
-
-    out = {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "pixel_values_videos": np.stack([preprocess_frames(s.frames, image_size, mean, std) for s in samples]),
-    }
-    if with_answers:
-        out["labels"] = labels
-    return out
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def make_packed_batch(
@@ -278,7 +288,13 @@ def make_packed_batch(
     batch = len(samples)
     arrays = {
         name: np.full((batch, length), fill, np.int32)
-        for name, fill in (("input_ids", tokenizer.pad_token_id), ("attention_mask", 0), ("labels", IGNORE_INDEX), ("positions", 1), ("segment_ids", 0))
+        for name, fill in (
+            ("input_ids", tokenizer.pad_token_id),
+            ("attention_mask", 0),
+            ("labels", IGNORE_INDEX),
+            ("positions", 1),
+            ("segment_ids", 0),
+        )
     }
     for row, pairs in enumerate(questions):
         if not pairs:
@@ -294,7 +310,13 @@ def make_packed_batch(
             segments += [seg] * (len(full) - prefix)
         if len(ids) > length:
             raise ValueError(f"row {row} needs {len(ids)} tokens, more than length={length}")
-        for name, values in (("input_ids", ids), ("labels", labels), ("positions", positions), ("segment_ids", segments), ("attention_mask", [1] * len(ids))):
+        for name, values in (
+            ("input_ids", ids),
+            ("labels", labels),
+            ("positions", positions),
+            ("segment_ids", segments),
+            ("attention_mask", [1] * len(ids)),
+        ):
             arrays[name][row, : len(values)] = values
     arrays["pixel_values_videos"] = np.stack([preprocess_frames(s.frames, image_size, mean, std) for s in samples])
     return arrays
@@ -328,6 +350,8 @@ def iterate_batches(
         while True:
             samples = generate_samples(config, seed, batch_size, index)
             index += batch_size
-            yield make_batch(samples, tokenizer, num_video_tokens=num_video_tokens, image_size=image_size, **batch_kwargs)
+            yield make_batch(
+                samples, tokenizer, num_video_tokens=num_video_tokens, image_size=image_size, **batch_kwargs
+            )
 
     return batches()

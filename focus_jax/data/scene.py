@@ -46,7 +46,20 @@ def _polygon(shape: str) -> list[tuple[float, float]]:
         return [(0.0, -0.95), (0.98, 0.8), (-0.98, 0.8)]
     if shape == "cross":
         a, b = 0.34, 0.98
-        return [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)]
+        return [
+            (-a, -b),
+            (a, -b),
+            (a, -a),
+            (b, -a),
+            (b, a),
+            (a, a),
+            (a, b),
+            (-a, b),
+            (-a, a),
+            (-b, a),
+            (-b, -a),
+            (-a, -a),
+        ]
     if shape == "star":
         angles = -np.pi / 2 + np.arange(10) * np.pi / 5
         radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)

@@ -73,7 +73,12 @@ _PLACEMENT_RESTARTS = 200
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
         bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
 
@@ -304,7 +309,9 @@ def scene_questions(scene: Scene) -> list[tuple[str, str, str]]:
     in_first_frame = [o for o in objs if o.appear == 0]
     out = [("color", QUESTION_TEMPLATES["color"].format(shape=o.shape), o.color) for o in objs]
     out += [("shape", QUESTION_TEMPLATES["shape"].format(color=o.color), o.shape) for o in objs]
-    out += [("direction", QUESTION_TEMPLATES["direction"].format(color=o.color, shape=o.shape), o.direction) for o in movers]
+    out += [
+        ("direction", QUESTION_TEMPLATES["direction"].format(color=o.color, shape=o.shape), o.direction) for o in movers
+    ]
     out.append(("count", QUESTION_TEMPLATES["count"], COUNT_WORDS[len(objs) - 1]))
     if len(movers) == 1:
         out.append(("moving", QUESTION_TEMPLATES["moving"], movers[0].color))

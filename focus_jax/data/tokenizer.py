@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from focus_jax.data.task import ANSWERS, QUESTION_TEMPLATES
 from focus_jax.data.scene import COLORS, SHAPES
+from focus_jax.data.task import ANSWERS, QUESTION_TEMPLATES
 
 __all__ = [
     "PAD_TOKEN", "IM_START", "IM_END", "IMAGE_TOKEN", "VIDEO_TOKEN", "UNK_TOKEN", "SPECIAL_TOKENS",

@@ -9,7 +9,7 @@ the file or field and the problem; the CLI prints it as ``error: ...`` and exits
 - ``model_dir``: a model directory is a directory and ships no custom code (``auto_map``,
   ``*.py``); its tokenizer loads with ``trust_remote_code=False`` and its chat template
   renders in Jinja's sandbox.
-- ``focus_file``: Focus configuration files, and whether a configuration fits a model.
+- ``focus_file``: whether a Focus configuration fits a model (files are read by ``FocusConfig.load``).
 - ``outputs``: an output directory is usable before any work is done.
 - ``text``: prompts (UTF-8, within the model's context length).
 

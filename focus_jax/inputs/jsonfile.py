@@ -43,7 +43,9 @@ def read_json_object(path: str | Path, what: str | None = None) -> dict:
         raise InputError(f"{name} is not a regular file")
     size = path.stat().st_size
     if size > limit("JSON_BYTES"):
-        raise InputError(f"{name} is {size:,} bytes, above the limit of {limit('JSON_BYTES'):,} (FOCUS_JAX_MAX_JSON_BYTES)")
+        raise InputError(
+            f"{name} is {size:,} bytes, above the limit of {limit('JSON_BYTES'):,} (FOCUS_JAX_MAX_JSON_BYTES)"
+        )
     try:
         value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
@@ -91,12 +93,26 @@ def field(d: dict, key: str, default, what: str, kind: str, lo=None, hi: int | N
 
 
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict, "list": list}
-_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "dict": "a JSON object",
-               "list": "a list"}  # fmt: skip
+_KIND_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "dict": "a JSON object",
+    "list": "a list",
+}
 
 
 def _json_type(value) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "list", type(None): "null"}
+    names = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        dict: "object",
+        list: "list",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -39,7 +39,9 @@ def check_model_dir(path: str | Path) -> Path:
         raise InputError(f"{path} has no config.json")
     code = sorted(p.name for p in path.glob("*.py"))
     if code:
-        raise InputError(f"{path} ships Python code ({', '.join(code)}); focus-jax never runs code from a model directory")
+        raise InputError(
+            f"{path} ships Python code ({', '.join(code)}); focus-jax never runs code from a model directory"
+        )
     for name in CONFIG_FILES:
         file = path / name
         if file.is_file() and "auto_map" in read_json_object(file, str(file)):

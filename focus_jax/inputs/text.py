@@ -42,7 +42,8 @@ def check_context_length(prompt_tokens: int, new_tokens: int, context: int, vide
     if total > context:
         video = f", {video_tokens:,} of them video tokens" if video_tokens else ""
         raise InputError(
-            f"the prompt ({int(prompt_tokens):,} tokens{video}) plus {int(new_tokens):,} new tokens is {total:,} tokens, "
+            f"the prompt ({int(prompt_tokens):,} tokens{video}) plus {int(new_tokens):,} new tokens "
+            f"is {total:,} tokens, "
             f"more than the model's context length of {int(context):,} (max_position_embeddings): "
             "use fewer --frames, a shorter prompt or fewer --max-new-tokens"
         )

@@ -134,10 +134,16 @@ def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract:
     claimed = {r.key for r in rules}
     unexpected = sorted(set(tensors) - claimed)
     if unexpected:
-        raise CheckpointError(f"checkpoint has tensors the model does not use: {unexpected[0]!r}" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+        raise CheckpointError(
+            f"checkpoint has tensors the model does not use: {unexpected[0]!r}"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
     missing = [r.key for r in rules if r.key not in tensors]
     if missing:
-        raise CheckpointError(f"checkpoint is missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise CheckpointError(
+            f"checkpoint is missing tensor {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     out: dict = {}
     stacks: dict[tuple, list] = {}
     for rule in rules:
@@ -145,7 +151,9 @@ def load_tensors(tensors: dict[str, np.ndarray], rules: list[KeyRule], abstract:
         want = hf_shape(target, rule)
         array = tensors[rule.key]
         if tuple(array.shape) != tuple(want):
-            raise CheckpointError(f"tensor {rule.key!r} has shape {tuple(array.shape)}, the config implies {tuple(want)}")
+            raise CheckpointError(
+                f"tensor {rule.key!r} has shape {tuple(array.shape)}, the config implies {tuple(want)}"
+            )
         if not _is_float(np.dtype(array.dtype)):
             raise CheckpointError(f"tensor {rule.key!r} has dtype {array.dtype}; weights must be floating point")
         with np.errstate(over="ignore"):  # an overflowing cast is reported below as non-finite

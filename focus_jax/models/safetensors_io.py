@@ -66,9 +66,10 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
     ``model.safetensors.index.json`` with its shards.
 
     Raises:
-        CheckpointError: ``directory`` does not exist, no safetensors weights (pickled ``.bin``/``.pt`` files are refused
-            with the reason), a shard named by the index is missing, a tensor appears in
-            two shards, or the index's ``weight_map`` disagrees with the shards.
+        CheckpointError: ``directory`` does not exist, no safetensors weights (pickled
+            ``.bin``/``.pt`` files are refused with the reason), a shard named by the index is
+            missing, a tensor appears in two shards, or the index's ``weight_map`` disagrees
+            with the shards.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -78,7 +79,9 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
         from focus_jax.inputs.jsonfile import read_json_object
 
         weight_map = read_json_object(index).get("weight_map")
-        if not isinstance(weight_map, dict) or not all(isinstance(v, str) and "/" not in v for v in weight_map.values()):
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(v, str) and "/" not in v for v in weight_map.values()
+        ):
             raise CheckpointError(f"{index}: weight_map must map tensor names to shard file names")
         tensors: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
@@ -89,7 +92,9 @@ def read_checkpoint(directory: str | Path) -> dict[str, np.ndarray]:
                 if name in tensors:
                     raise CheckpointError(f"tensor {name!r} appears in more than one shard of {directory}")
                 if weight_map.get(name) != shard:
-                    raise CheckpointError(f"tensor {name!r} is in shard {shard!r} but the index maps it to {weight_map.get(name)!r}")
+                    raise CheckpointError(
+                        f"tensor {name!r} is in shard {shard!r} but the index maps it to {weight_map.get(name)!r}"
+                    )
                 tensors[name] = array
         missing = sorted(set(weight_map) - set(tensors))
         if missing:
@@ -128,7 +133,9 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
     return path
 
 
-def write_checkpoint(directory: str | Path, tensors: dict[str, np.ndarray], max_shard_bytes: int = 4 << 30) -> list[Path]:
+def write_checkpoint(
+    directory: str | Path, tensors: dict[str, np.ndarray], max_shard_bytes: int = 4 << 30
+) -> list[Path]:
     """Write ``tensors`` as ``model.safetensors``, or as shards plus
     ``model.safetensors.index.json`` when they exceed ``max_shard_bytes``.
 
@@ -154,5 +161,7 @@ def write_checkpoint(directory: str | Path, tensors: dict[str, np.ndarray], max_
         written.append(write_safetensors(directory / shard_name, shard))
         weight_map.update({name: shard_name for name in shard})
     index = directory / _INDEX_NAME
-    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True))
+    index.write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True)
+    )
     return written + [index]

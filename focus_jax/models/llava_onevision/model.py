@@ -19,15 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS, jit_with_cpu_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.inputs.focus_file import check_focus_fits
 from focus_jax.inputs.text import check_context_length
+from focus_jax.knobs import FocusKnobs
 from focus_jax.models.focus_hooks import FocusPlan
-from focus_jax.models.llava_onevision import modeling, params as llava_params
+from focus_jax.models.llava_onevision import modeling
+from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
-from focus_jax.models.llava_onevision.trace import ModelTrace
+from focus_jax.models.llava_onevision.trace import ModelTrace, RelaxedModelTrace
 from focus_jax.models.qwen2 import modeling as qwen2
-from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS
 
 __all__ = ["LlavaOnevision", "PromptLayout", "from_pretrained"]
 
@@ -68,7 +70,9 @@ class LlavaOnevision:
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
-    def __init__(self, config: LlavaOnevisionConfig, params: dict, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None):
+    def __init__(
+        self, config: LlavaOnevisionConfig, params: dict, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None
+    ):
         if focus is not None and not isinstance(focus, FocusConfig):
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
@@ -84,7 +88,9 @@ class LlavaOnevision:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> "LlavaOnevision":
+    def from_pretrained(
+        cls, path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None
+    ) -> "LlavaOnevision":
         """Load a Hugging Face LLaVA-OneVision directory (``config.json`` + safetensors).
 
         Raises:
@@ -138,7 +144,9 @@ class LlavaOnevision:
         valid = (attention_mask > 0).sum(axis=1)
         if frames == 0:
             if counts.any():
-                raise ValueError(f"input_ids hold {int(counts.max())} video tokens but no pixel_values_videos were given")
+                raise ValueError(
+                    f"input_ids hold {int(counts.max())} video tokens but no pixel_values_videos were given"
+                )
             return PromptLayout(np.full(b, -1), np.zeros(b, int), valid, 0)
         expected = cfg.video_token_count(frames)
         start = np.argmax(is_video, axis=1)
@@ -211,6 +219,9 @@ class LlavaOnevision:
         position_ids=None,
         return_trace: bool = False,
         logits_to_keep: int = 0,
+        knobs: FocusKnobs | None = None,
+        relaxed: bool = False,
+        temperature=0.05,
     ):
         """Logits of a batch of prompts (one prefill, jit-compiled).
 
@@ -223,26 +234,61 @@ class LlavaOnevision:
             attention_mask: ``(B, S)``, 0 at padding (default: all ones).
             position_ids: ``(B, S)`` RoPE positions (default: running count of valid
                 tokens, as transformers' generate).
-            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``).
+            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``; relaxed: a
+                ``RelaxedModelTrace`` of expected counts, JAX arrays).
             logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
+            knobs: ``focus_jax.FocusKnobs`` (needs ``focus``): per-layer/GEMM thresholds
+                (may be traced: no recompilation when they change) and SEC keep ratios
+                (exact path: concrete, they fix the static kept-token counts; the
+                config's ``sec_alphas`` are replaced). Default: ``FocusKnobs.from_config``.
+            relaxed: differentiable Focus (``jax.grad`` through ``knobs``): soft SIC
+                masks and merge (``similarity_concentration(relaxed=True)``), soft SEC
+                keep weights (``focus_hooks.soft_prune``: every row stays, so ``S_out = S``).
+                Tends to the exact path as ``temperature -> 0``.
+            temperature: of the relaxed masks, > 0 (may be traced).
 
         Returns:
             ``logits`` ``(B, S_out, vocab)`` in the model dtype, or ``(logits, trace)``.
-            Without SEC pruning ``S_out = S``; with it, the rows of the kept tokens
-            (prefix, kept visual tokens, query text), as the reference returns them.
+            Without SEC pruning (or relaxed) ``S_out = S``; with it, the rows of the kept
+            tokens (prefix, kept visual tokens, query text), as the reference returns them.
 
         Raises:
-            ValueError: inconsistent inputs (placeholder counts, shapes), or a trace
-                requested from a dense model.
+            ValueError: inconsistent inputs (placeholder counts, shapes), or a trace,
+                knobs or relaxed Focus requested from a dense model; ``InputError``:
+                knobs of the wrong shape, traced ``sec_keep`` on the exact path.
         """
-        arrays, layout, plan, sizes = self._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
-        if return_trace and plan is None:
-            raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
+        if (knobs is not None or relaxed) and self.focus is None:
+            raise ValueError("knobs and relaxed Focus need a Focus model (focus=FocusConfig(...))")
+        model = self
+        if knobs is not None:
+            knobs.check(self.focus, self.config.text.num_layers)
+            if not relaxed:  # the SEC schedule is static on the exact path
+                model = self.with_focus(self.focus.replace(sec_alphas=knobs.sec_alphas()))
+        elif relaxed:
+            knobs = FocusKnobs.from_config(self.focus, self.config.text.num_layers)
+        arrays, layout, plan, sizes = model._inputs(
+            input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes
+        )
+        if (return_trace or relaxed) and plan is None:
+            raise ValueError(
+                "return_trace and relaxed Focus need a Focus model (focus=FocusConfig(...)) and a video prompt"
+            )
         logits, rows, records, _ = _forward_jit(
-            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, return_records=return_trace, logits_to_keep=logits_to_keep
+            self.params,
+            **arrays,
+            knobs=knobs,
+            temperature=temperature,
+            cfg=self.config,
+            image_sizes=sizes,
+            plan=plan,
+            return_records=return_trace,
+            logits_to_keep=logits_to_keep,
+            relaxed=relaxed,
         )
         if not return_trace:
             return logits
+        if relaxed:
+            return logits, RelaxedModelTrace.from_records(records, plan, self.config.text, layout.text_tokens)
         return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
 
     __call__ = forward
@@ -297,7 +343,11 @@ class LlavaOnevision:
             raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
         text = self.config.text
         eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = pad_token_id if pad_token_id is not None else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        pad = (
+            pad_token_id
+            if pad_token_id is not None
+            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        )
         ids = np.asarray(input_ids)
         mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
         b, s = ids.shape
@@ -309,7 +359,13 @@ class LlavaOnevision:
         ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
         mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
         extra = b_pad - b
-        rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra) if extra else np.asarray(a)
+        rep = lambda a: (
+            None
+            if a is None
+            else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)
+            if extra
+            else np.asarray(a)
+        )
         ids, mask, videos = rep(ids), rep(mask), rep(pixel_values_videos)
         if pixel_values is not None and extra:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
@@ -318,7 +374,13 @@ class LlavaOnevision:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
         capacity = _bucket(max_new_tokens, 32)  # KV-cache slots (and output width) in buckets: fewer compilations
         last_logits, caches, rows, records = _prefill_jit(
-            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=capacity, return_records=return_trace
+            self.params,
+            **arrays,
+            cfg=self.config,
+            image_sizes=sizes,
+            plan=plan,
+            cache_extra=capacity,
+            return_records=return_trace,
         )
         next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
         tokens = _decode_jit(
@@ -368,19 +430,61 @@ def _image_jit(params, pixel_values, *, cfg, image_sizes):
     return modeling.image_features(params, cfg, pixel_values, image_sizes)
 
 
-def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0):
+def _forward(
+    params,
+    input_ids,
+    key_valid,
+    positions,
+    visual_start,
+    pixel_values,
+    pixel_values_videos,
+    knobs=None,
+    temperature=0.05,
+    *,
+    cfg,
+    image_sizes,
+    plan,
+    return_records,
+    logits_to_keep,
+    cache_extra=0,
+    relaxed=False,
+):
     return modeling.forward(
-        params, cfg, input_ids, key_valid, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos,
-        image_sizes=image_sizes, plan=plan, visual_start=visual_start, return_records=return_records,
-        logits_to_keep=logits_to_keep, cache_extra=cache_extra,
-    )  # fmt: skip
+        params,
+        cfg,
+        input_ids,
+        key_valid,
+        positions,
+        pixel_values=pixel_values,
+        pixel_values_videos=pixel_values_videos,
+        image_sizes=image_sizes,
+        plan=plan,
+        visual_start=visual_start,
+        return_records=return_records,
+        logits_to_keep=logits_to_keep,
+        cache_extra=cache_extra,
+        knobs=knobs,
+        relaxed=relaxed,
+        temperature=temperature,
+    )
 
 
-_STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")
+_STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep", "relaxed")
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
-def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+@functools.partial(jit_with_cpu_options, static_argnames=_STATIC)  # also under jax.grad (relaxed knobs)
+def _forward_jit(
+    params,
+    input_ids,
+    key_valid,
+    positions,
+    visual_start,
+    pixel_values,
+    pixel_values_videos,
+    knobs=None,
+    temperature=0.05,
+    **static,
+):
     """Logits, kept rows and SIC records of one prefill.
 
     A traced forward also returns the KV caches (the caller drops them): XLA then compiles
@@ -389,19 +493,57 @@ def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
     (without the caches XLA fuses the layer bodies differently and near-tie candidates can
     flip).
     """
-    logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static)
-    return logits, out.rows, out.records, out.caches if static["return_records"] else ()
+    logits, out = _forward(
+        params,
+        input_ids,
+        key_valid,
+        positions,
+        visual_start,
+        pixel_values,
+        pixel_values_videos,
+        knobs,
+        temperature,
+        **static,
+    )
+    return logits, out.rows, out.records, out.caches if static["return_records"] and not static.get("relaxed") else ()
 
 
 @functools.partial(
-    jax.jit, static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"), compiler_options=_compiler_options()
+    jax.jit,
+    static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"),
+    compiler_options=_compiler_options(),
 )
-def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, cache_extra, return_records=False):
+def _prefill_jit(
+    params,
+    input_ids,
+    key_valid,
+    positions,
+    visual_start,
+    pixel_values,
+    pixel_values_videos,
+    *,
+    cfg,
+    image_sizes,
+    plan,
+    cache_extra,
+    return_records=False,
+):
     """Prefill for ``generate``: last-row logits, KV caches and (``return_records``) the trace."""
     logits, out = _forward(
-        params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos,
-        cfg=cfg, image_sizes=image_sizes, plan=plan, return_records=return_records, logits_to_keep=1, cache_extra=cache_extra,
-    )  # fmt: skip
+        params,
+        input_ids,
+        key_valid,
+        positions,
+        visual_start,
+        pixel_values,
+        pixel_values_videos,
+        cfg=cfg,
+        image_sizes=image_sizes,
+        plan=plan,
+        return_records=return_records,
+        logits_to_keep=1,
+        cache_extra=cache_extra,
+    )
     return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
 
 
@@ -418,7 +560,9 @@ def _top_p_filter(logits, top_p):
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "capacity", "do_sample", "eos", "pad"))
-def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad):
+def _decode_jit(
+    params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad
+):
     lang = params["language"]
     b = first_logits.shape[0]
     eos_ids = jnp.asarray(eos if eos else (-1,), jnp.int32)

@@ -84,17 +84,26 @@ class LlavaOnevisionConfig:
     vision_feature_layer: tuple[int, ...] = (-1,)
     vision_feature_select_strategy: str = "full"
     multimodal_projector_bias: bool = True
-    image_grid_pinpoints: tuple[tuple[int, int], ...] = tuple((384 * h, 384 * w) for h in range(1, 7) for w in range(1, 7))
+    image_grid_pinpoints: tuple[tuple[int, int], ...] = tuple(
+        (384 * h, 384 * w) for h in range(1, 7) for w in range(1, 7)
+    )
     vision_aspect_ratio: str = "anyres_max_9"
 
     def __post_init__(self):
         activation(self.projector_hidden_act)
         if self.vision_feature_select_strategy not in ("full", "default"):
-            raise ValueError(f"vision_feature_select_strategy must be 'full' or 'default', got {self.vision_feature_select_strategy!r}")
+            raise ValueError(
+                "vision_feature_select_strategy must be 'full' or 'default', got "
+                f"{self.vision_feature_select_strategy!r}"
+            )
         if not self.vision_aspect_ratio.startswith("anyres_max_"):
-            raise ValueError(f"only 'anyres_max_<n>' vision_aspect_ratio is supported, got {self.vision_aspect_ratio!r}")
+            raise ValueError(
+                f"only 'anyres_max_<n>' vision_aspect_ratio is supported, got {self.vision_aspect_ratio!r}"
+            )
         object.__setattr__(self, "vision_feature_layer", tuple(self.vision_feature_layer))
-        object.__setattr__(self, "image_grid_pinpoints", tuple(tuple(int(v) for v in p) for p in self.image_grid_pinpoints))
+        object.__setattr__(
+            self, "image_grid_pinpoints", tuple(tuple(int(v) for v in p) for p in self.image_grid_pinpoints)
+        )
 
     @property
     def pooled_side(self) -> int:
@@ -185,9 +194,16 @@ def video_features(params: dict, cfg: LlavaOnevisionConfig, pixel_values_videos:
             token count that is not a square grid.
     """
     if pixel_values_videos.ndim != 5:
-        raise ValueError(f"pixel_values_videos must have shape (batch, frames, channels, height, width), got {pixel_values_videos.shape}")
+        raise ValueError(
+            "pixel_values_videos must have shape (batch, frames, channels, height, width), got "
+            f"{pixel_values_videos.shape}"
+        )
     b, f = pixel_values_videos.shape[:2]
-    feats = project(params, cfg, _vision_features(params, cfg, pixel_values_videos.reshape((b * f,) + pixel_values_videos.shape[2:])))
+    feats = project(
+        params,
+        cfg,
+        _vision_features(params, cfg, pixel_values_videos.reshape((b * f,) + pixel_values_videos.shape[2:])),
+    )
     p = cfg.vision.patches_per_side
     if feats.shape[1] != p * p:
         raise ValueError(f"video pooling needs a {p}x{p} feature grid, got {feats.shape[1]} tokens per frame")
@@ -229,7 +245,9 @@ def _unpad_shape(grid_h: int, grid_w: int, image_size) -> tuple[slice, slice]:
     return slice(0, grid_h), slice(pad, grid_w - pad)
 
 
-def _anyres_layout(cfg: LlavaOnevisionConfig, image_size) -> tuple[int, int, int, int, tuple[slice, slice], tuple[int, int] | None]:
+def _anyres_layout(
+    cfg: LlavaOnevisionConfig, image_size
+) -> tuple[int, int, int, int, tuple[slice, slice], tuple[int, int] | None]:
     """(tiles_h, tiles_w, unpadded_h, unpadded_w, crop, resize_to) of one image."""
     p = cfg.vision.patches_per_side
     th, tw = anyres_grid_shape(cfg, image_size)
@@ -268,7 +286,9 @@ def image_features(params: dict, cfg: LlavaOnevisionConfig, pixel_values: jnp.nd
         ValueError: shapes disagree with the number of tiles the sizes imply.
     """
     if pixel_values.ndim != 5:
-        raise ValueError(f"pixel_values must have shape (images, patches, channels, height, width), got {pixel_values.shape}")
+        raise ValueError(
+            f"pixel_values must have shape (images, patches, channels, height, width), got {pixel_values.shape}"
+        )
     image_sizes = [tuple(int(v) for v in s) for s in image_sizes]
     if len(image_sizes) != pixel_values.shape[0]:
         raise ValueError(f"{pixel_values.shape[0]} images but {len(image_sizes)} image_sizes")
@@ -276,7 +296,9 @@ def image_features(params: dict, cfg: LlavaOnevisionConfig, pixel_values: jnp.nd
     layouts = [_anyres_layout(cfg, s) for s in image_sizes]
     counts = [th * tw + 1 for th, tw, *_ in layouts]
     if max(counts) > pixel_values.shape[1]:
-        raise ValueError(f"image sizes need up to {max(counts)} patches per image, pixel_values has {pixel_values.shape[1]}")
+        raise ValueError(
+            f"image sizes need up to {max(counts)} patches per image, pixel_values has {pixel_values.shape[1]}"
+        )
     pixels = jnp.concatenate([pixel_values[i, :c] for i, c in enumerate(counts)], axis=0)
     feats = project(params, cfg, _vision_features(params, cfg, pixels))
     if feats.shape[1] != p * p:
@@ -304,7 +326,9 @@ def merge_embeddings(embeds: jnp.ndarray, input_ids: jnp.ndarray, token_id: int,
     return jnp.where(mask[..., None], gathered, embeds)
 
 
-def embed(params: dict, cfg: LlavaOnevisionConfig, input_ids, pixel_values=None, pixel_values_videos=None, image_sizes=None):
+def embed(
+    params: dict, cfg: LlavaOnevisionConfig, input_ids, pixel_values=None, pixel_values_videos=None, image_sizes=None
+):
     """Decoder input embeddings ``(B, S, D)``: token embeddings with the image/video
     placeholders replaced by their features (``image_features``, ``video_features``)."""
     lang = params["language"]
@@ -332,6 +356,9 @@ def forward(
     return_records: bool = False,
     logits_to_keep: int = 0,
     cache_extra: int = 0,
+    knobs=None,
+    relaxed: bool = False,
+    temperature=0.05,
 ):
     """The whole model as one pure function (jit it; differentiable when ``plan`` is None).
 
@@ -341,7 +368,7 @@ def forward(
             (False at padding); positions: ``(B, S)`` int RoPE positions.
         pixel_values, image_sizes, pixel_values_videos: as ``LlavaOnevision.forward``.
         plan, visual_start: Focus (see ``qwen2.modeling.prefill``), or None for dense.
-        return_records, cache_extra: see ``qwen2.modeling.prefill``.
+        return_records, cache_extra, knobs, relaxed, temperature: see ``qwen2.modeling.prefill``.
         logits_to_keep: if > 0, logits of the last rows only.
 
     Returns:
@@ -349,7 +376,18 @@ def forward(
     """
     x = embed(params, cfg, input_ids, pixel_values, pixel_values_videos, image_sizes)
     out = qwen2.prefill(
-        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra, return_records=return_records
+        params["language"],
+        cfg.text,
+        x,
+        key_valid,
+        positions,
+        plan=plan,
+        visual_start=visual_start,
+        cache_extra=cache_extra,
+        return_records=return_records,
+        knobs=knobs,
+        relaxed=relaxed,
+        temperature=temperature,
     )
     hidden = out.hidden[:, -logits_to_keep:] if logits_to_keep else out.hidden
     return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
@@ -374,7 +412,16 @@ def loss_fn(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndarray, jnp.
     return -jnp.sum(jnp.where(valid, picked, 0.0)) / jnp.maximum(count, 1.0), count
 
 
-def training_loss(params: dict, cfg: LlavaOnevisionConfig, input_ids, labels, attention_mask=None, pixel_values_videos=None, pixel_values=None, image_sizes=None):
+def training_loss(
+    params: dict,
+    cfg: LlavaOnevisionConfig,
+    input_ids,
+    labels,
+    attention_mask=None,
+    pixel_values_videos=None,
+    pixel_values=None,
+    image_sizes=None,
+):
     """Mean next-token cross-entropy of a batch (dense model; ``jax.grad``-able).
 
     ``labels`` ``(B, S)``: targets aligned with ``input_ids`` (``IGNORE_INDEX`` where no
@@ -385,5 +432,14 @@ def training_loss(params: dict, cfg: LlavaOnevisionConfig, input_ids, labels, at
     """
     mask = jnp.ones(input_ids.shape, bool) if attention_mask is None else attention_mask > 0
     positions = jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
-    logits, _ = forward(params, cfg, input_ids, mask, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos, image_sizes=image_sizes)
+    logits, _ = forward(
+        params,
+        cfg,
+        input_ids,
+        mask,
+        positions,
+        pixel_values=pixel_values,
+        pixel_values_videos=pixel_values_videos,
+        image_sizes=image_sizes,
+    )
     return loss_fn(logits, labels)[0]

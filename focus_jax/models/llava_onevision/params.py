@@ -65,8 +65,8 @@ def _pinpoints(d: dict):
         return LlavaOnevisionConfig.image_grid_pinpoints
     if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
         raise CheckpointError("config.json: image_grid_pinpoints must be a list of [height, width] pairs")
-    return tuple(tuple(field({"side": v}, "side", None, "config.json: image_grid_pinpoints", "int", lo=1, hi=1 << 16) for v in p)
-                 for p in value)  # fmt: skip
+    what = "config.json: image_grid_pinpoints"
+    return tuple(tuple(field({"side": v}, "side", None, what, "int", lo=1, hi=1 << 16) for v in p) for p in value)
 
 
 def config_from_hf(d: dict) -> LlavaOnevisionConfig:
@@ -82,14 +82,23 @@ def config_from_hf(d: dict) -> LlavaOnevisionConfig:
         raise CheckpointError(f"config.json must hold a JSON object, got {type(d).__name__}")
     model_type = d.get("model_type")
     if model_type != "llava_onevision":
-        raise CheckpointError(f"config.json has model_type {model_type!r}; focus-jax loads 'llava_onevision' checkpoints")
+        raise CheckpointError(
+            f"config.json has model_type {model_type!r}; focus-jax loads 'llava_onevision' checkpoints"
+        )
     try:
         text = dict(field(d, "text_config", {}, what, "dict"))
-        tie = field(d, "tie_word_embeddings", False, what, "bool") or field(text, "tie_word_embeddings", False, "text_config", "bool")
+        tie = field(d, "tie_word_embeddings", False, what, "bool") or field(
+            text, "tie_word_embeddings", False, "text_config", "bool"
+        )
         vision = field(d, "vision_config", {}, what, "dict") or {  # transformers' default tower for this model type
-            "hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14, "image_size": 384, "num_hidden_layers": 26,
-            "num_attention_heads": 16, "vision_use_head": False,
-        }  # fmt: skip
+            "hidden_size": 1152,
+            "intermediate_size": 4304,
+            "patch_size": 14,
+            "image_size": 384,
+            "num_hidden_layers": 26,
+            "num_attention_heads": 16,
+            "vision_use_head": False,
+        }
         layer = d.get("vision_feature_layer", -1)
         layers = tuple(layer) if isinstance(layer, list) else (layer,)
         for item in layers:
@@ -186,7 +195,9 @@ def load(directory: str | Path, dtype=jnp.float32) -> tuple[LlavaOnevisionConfig
     if cfg.text.tie_word_embeddings and head_key in tensors:
         embed = tensors.get("language_model.model.embed_tokens.weight")
         if embed is None or not np.array_equal(np.asarray(tensors[head_key]), np.asarray(embed)):
-            raise CheckpointError(f"{head_key!r} differs from the embeddings, but the config ties them (tie_word_embeddings)")
+            raise CheckpointError(
+                f"{head_key!r} differs from the embeddings, but the config ties them (tie_word_embeddings)"
+            )
         del tensors[head_key]
     params = checkpoint.load_tensors(tensors, key_rules(cfg), abstract_params(cfg, dtype), dtype)
     return cfg, params
@@ -200,7 +211,10 @@ def save(directory: str | Path, cfg: LlavaOnevisionConfig, params: dict, max_sha
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = checkpoint.export_tensors(params, key_rules(cfg))
-    tensors = {(_HUB_VISION_PREFIX + k[len("vision_tower.") :] if k.startswith("vision_tower.") else k): v for k, v in tensors.items()}
+    tensors = {
+        (_HUB_VISION_PREFIX + k[len("vision_tower.") :] if k.startswith("vision_tower.") else k): v
+        for k, v in tensors.items()
+    }
     config = directory / "config.json"
     config.write_text(json.dumps(config_to_hf(cfg), indent=2))
     return write_checkpoint(directory, tensors, max_shard_bytes) + [config]

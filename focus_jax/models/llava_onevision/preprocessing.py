@@ -49,7 +49,9 @@ class ProcessorConfig:
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     rescale_factor: float = 1 / 255
     resample: int = Image.Resampling.BICUBIC
-    image_grid_pinpoints: tuple[tuple[int, int], ...] = tuple((384 * h, 384 * w) for h in range(1, 7) for w in range(1, 7))
+    image_grid_pinpoints: tuple[tuple[int, int], ...] = tuple(
+        (384 * h, 384 * w) for h in range(1, 7) for w in range(1, 7)
+    )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "ProcessorConfig":
@@ -102,7 +104,10 @@ def _pairs(d: dict, key: str, default, what: str) -> tuple[tuple[int, int], ...]
 def _as_uint8_hwc(image) -> np.ndarray:
     array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 RGB arrays of shape (height, width, 3) or PIL images, got {array.dtype} {array.shape}")
+        raise ValueError(
+            f"images must be uint8 RGB arrays of shape (height, width, 3) or PIL images, got {array.dtype} "
+            f"{array.shape}"
+        )
     return array
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 __all__ = ["make_mesh", "param_spec", "shard_params", "shard_batch"]
 
@@ -39,7 +40,9 @@ def make_mesh(data: int, model: int, devices=None) -> jax.sharding.Mesh:
     devices = jax.devices() if devices is None else devices
     if data * model > len(devices):
         raise ValueError(f"a {data} x {model} mesh needs {data * model} devices, {len(devices)} available")
-    return jax.make_mesh((data, model), ("data", "model"), axis_types=(AxisType.Auto, AxisType.Auto), devices=devices[: data * model])
+    return jax.make_mesh(
+        (data, model), ("data", "model"), axis_types=(AxisType.Auto, AxisType.Auto), devices=devices[: data * model]
+    )
 
 
 def param_spec(path: tuple[str, ...], shape: tuple[int, ...], mesh) -> P:

@@ -148,7 +148,9 @@ def activation_memory(
     return ActivationMemory(int(vision), decoder, kv, s * t.hidden_size * b, int(s))
 
 
-def check_shapes(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, focus: FocusConfig | None = None, dtype=jnp.bfloat16):
+def check_shapes(
+    cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, focus: FocusConfig | None = None, dtype=jnp.bfloat16
+):
     """Trace a whole video forward with ``jax.eval_shape`` (no weights, no compute).
 
     Returns:
@@ -169,7 +171,9 @@ def check_shapes(cfg: LlavaOnevisionConfig, frames: int, text_tokens: int = 64, 
     plan = None
     if focus is not None:
         side = cfg.pooled_side
-        plan = FocusPlan(focus, VisualGeometry(frames, side, side), cfg.text.num_layers, s - start - frames * cfg.tokens_per_frame)
+        plan = FocusPlan(
+            focus, VisualGeometry(frames, side, side), cfg.text.num_layers, s - start - frames * cfg.tokens_per_frame
+        )
     params = llava_params.abstract_params(cfg, dtype)
     pixels = jax.ShapeDtypeStruct((1, frames, 3, cfg.vision.image_size, cfg.vision.image_size), dtype)
 

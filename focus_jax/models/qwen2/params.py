@@ -55,7 +55,14 @@ def _rope_theta(d: dict) -> float:
         kind = field(rope, "rope_type", "default", f"{what}.rope_parameters", "str")
         if kind != "default":
             raise CheckpointError(f"text_config.rope_parameters.rope_type {kind!r}: only 'default' RoPE is supported")
-        return field(rope, "rope_theta", field(d, "rope_theta", 10000.0, what, "float"), f"{what}.rope_parameters", "float", lo=1e-9)
+        return field(
+            rope,
+            "rope_theta",
+            field(d, "rope_theta", 10000.0, what, "float"),
+            f"{what}.rope_parameters",
+            "float",
+            lo=1e-9,
+        )
     scaling = field(d, "rope_scaling", {}, what, "dict")
     if scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default":
         raise CheckpointError(f"text_config.rope_scaling {scaling!r}: only default RoPE is supported")
@@ -96,7 +103,9 @@ def config_from_hf(d: dict, tie_word_embeddings: bool | None = None) -> Qwen2Con
         hidden = size("hidden_size", 4096)
         kv_heads = size("num_key_value_heads", heads)
         head_dim = size("head_dim", max(hidden // heads, 1))
-        tie = field(d, "tie_word_embeddings", False, what, "bool") if tie_word_embeddings is None else tie_word_embeddings
+        tie = (
+            field(d, "tie_word_embeddings", False, what, "bool") if tie_word_embeddings is None else tie_word_embeddings
+        )
         return Qwen2Config(
             vocab_size=size("vocab_size", 151936, "VOCAB"),
             hidden_size=hidden,
@@ -140,7 +149,9 @@ def config_to_hf(cfg: Qwen2Config) -> dict:
         "use_sliding_window": False,
         "attention_dropout": 0.0,
         "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": (list(cfg.eos_token_id) if len(cfg.eos_token_id) > 1 else cfg.eos_token_id[0]) if cfg.eos_token_id else None,
+        "eos_token_id": (list(cfg.eos_token_id) if len(cfg.eos_token_id) > 1 else cfg.eos_token_id[0])
+        if cfg.eos_token_id
+        else None,
         "pad_token_id": cfg.pad_token_id,
     }
     if cfg.head_dim != cfg.hidden_size // cfg.num_heads:

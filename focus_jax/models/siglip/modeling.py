@@ -50,7 +50,15 @@ class SiglipVisionConfig:
     use_head: bool = False
 
     def __post_init__(self):
-        for name in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "image_size", "patch_size", "num_channels"):
+        for name in (
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "image_size",
+            "patch_size",
+            "num_channels",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"SiglipVisionConfig.{name} must be a positive integer, got {value!r}")
@@ -191,7 +199,8 @@ def encode(
     """
     if pixel_values.ndim != 4 or pixel_values.shape[1:] != (cfg.num_channels, cfg.image_size, cfg.image_size):
         raise ValueError(
-            f"pixel_values must have shape (n, {cfg.num_channels}, {cfg.image_size}, {cfg.image_size}), got {pixel_values.shape}"
+            f"pixel_values must have shape (n, {cfg.num_channels}, {cfg.image_size}, {cfg.image_size}), got "
+            f"{pixel_values.shape}"
         )
     depth = cfg.num_layers + 1
     wanted = []
@@ -202,7 +211,9 @@ def encode(
     dtype = params["pos_embed"].dtype
 
     def encode_chunk(pixels):
-        x = dense(patchify(pixels.astype(dtype), cfg.patch_size), params["patch_embed"]) + params["pos_embed"].astype(dtype)
+        x = dense(patchify(pixels.astype(dtype), cfg.patch_size), params["patch_embed"]) + params["pos_embed"].astype(
+            dtype
+        )
         states, done = {0: x}, 0
         for stop in sorted(set(wanted) - {0}):  # run the layers up to each requested depth
             layers = jax.tree.map(lambda a: a[done:stop], params["layers"])

