@@ -346,15 +346,15 @@ class FocusStats:
             ops: exact or relaxed rounding of the kept-token counts.
 
         Raises:
-            InputError: a concrete ``similar_fraction`` that is not finite or outside
-                [0, 1] (a traced one is the caller's to keep in range).
+            ValueError: a concrete ``similar_fraction`` that is not finite or outside
+                [0, 1] (a traced one is the caller's to keep in range). A ValueError, not
+                ``focus_jax.errors.InputError``: costmodel imports nothing from focus_jax;
+                the CLI prints either as one ``error:`` line.
         """
         if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(similar_fraction)):
             fraction = np.asarray(similar_fraction, dtype=float)
             if not (np.isfinite(fraction).all() and ((fraction >= 0) & (fraction <= 1)).all()):
-                from focus_jax.errors import InputError
-
-                raise InputError(f"similar_fraction must be finite and in [0, 1], got {similar_fraction!r}")
+                raise ValueError(f"similar_fraction must be finite and in [0, 1], got {similar_fraction!r}")
         attention, mlp = sec_kept_tokens(model.num_layers, visual_tokens, sec_layers, sec_alphas, ops)
         xp = _array_module(ops, visual_tokens, sec_alphas, similar_fraction)
         kept = xp.stack([attention, attention, attention, mlp, mlp], axis=1)
