@@ -74,9 +74,14 @@ class FocusKnobs:
         """Raise ``InputError`` unless the shapes fit ``cfg`` and a ``num_layers`` decoder."""
         expected = (num_layers, len(GEMM_NAMES))
         if tuple(np.shape(self.similarity_threshold)) != expected:
-            raise InputError(f"FocusKnobs.similarity_threshold must have shape {expected}, got {np.shape(self.similarity_threshold)}")
+            raise InputError(
+                f"FocusKnobs.similarity_threshold must have shape {expected}, got {np.shape(self.similarity_threshold)}"
+            )
         if tuple(np.shape(self.sec_keep)) != (len(cfg.sec_layers),):
-            raise InputError(f"FocusKnobs.sec_keep must have shape ({len(cfg.sec_layers)},) (one per SEC layer), got {np.shape(self.sec_keep)}")
+            raise InputError(
+                f"FocusKnobs.sec_keep must have shape ({len(cfg.sec_layers)},) (one per SEC layer), got "
+                f"{np.shape(self.sec_keep)}"
+            )
 
     def sec_alphas(self) -> tuple[float, ...]:
         """``sec_keep`` as the Python floats the exact path's static SEC schedule needs,
@@ -87,7 +92,9 @@ class FocusKnobs:
                 fixes the kept-token counts at trace time; use ``relaxed=True``.
         """
         if isinstance(self.sec_keep, jax.core.Tracer):
-            raise InputError("the exact Focus path needs concrete FocusKnobs.sec_keep (token counts are static); use relaxed=True")
+            raise InputError(
+                "the exact Focus path needs concrete FocusKnobs.sec_keep (token counts are static); use relaxed=True"
+            )
         return tuple(_shortest(a) for a in np.clip(np.asarray(self.sec_keep, np.float32), MIN_KEEP, 1.0))
 
     def to_config(self, cfg: FocusConfig) -> FocusConfig:

@@ -32,7 +32,11 @@ def setup():
     batch = make_batch(samples, tok, num_video_tokens=129, image_size=64, with_answers=False)
     answers = jnp.asarray([tok.convert_tokens_to_ids(s.answer) for s in samples])
     model = from_pretrained(demo_model_dir(), focus=CFG)
-    inputs = dict(input_ids=batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"])
+    inputs = dict(
+        input_ids=batch["input_ids"],
+        pixel_values_videos=batch["pixel_values_videos"],
+        attention_mask=batch["attention_mask"],
+    )
     exact, trace = model.forward(**inputs, return_trace=True)
     return model, inputs, answers, np.asarray(exact), trace
 
@@ -54,7 +58,9 @@ def test_knobs_round_trip_and_validation():
     assert knobs.to_config(CFG) == CFG
     tuned = FocusKnobs(knobs.similarity_threshold.at[0].set(0.9), jnp.asarray([1.3, 0.2]))
     cfg = tuned.to_config(CFG)  # one threshold: the mean; keep ratios clipped to (0, 1]
-    np.testing.assert_allclose(cfg.similarity_threshold, np.mean(np.asarray(tuned.similarity_threshold, np.float64)), atol=1e-7)
+    np.testing.assert_allclose(
+        cfg.similarity_threshold, np.mean(np.asarray(tuned.similarity_threshold, np.float64)), atol=1e-7
+    )
     assert cfg.sec_alphas == (1.0, pytest.approx(0.2))
     leaves = jax.tree.leaves(jax.tree.map(lambda a: a * 2, knobs))  # a pytree of arrays
     assert len(leaves) == 2
@@ -88,7 +94,12 @@ def relaxed(setup):
 
     def objective(k, temperature):
         logits, trace = model.forward(**inputs, knobs=k, relaxed=True, temperature=temperature, return_trace=True)
-        return _loss(logits, answers) + LAMBDA * _latency(trace), (logits, trace.kept_tokens, trace.zero_vectors, trace.similar_vectors)
+        return _loss(logits, answers) + LAMBDA * _latency(trace), (
+            logits,
+            trace.kept_tokens,
+            trace.zero_vectors,
+            trace.similar_vectors,
+        )
 
     run = jax.value_and_grad(objective, has_aux=True)
     return lambda t: run(knobs, jnp.float32(t))
@@ -104,7 +115,10 @@ def test_relaxed_logits_tend_to_exact_as_temperature_falls(setup, relaxed):
         valid = np.take_along_axis(inputs["attention_mask"], rows, axis=1) > 0
         errors.append(float(np.abs(got - exact)[valid].max()))
         answer_errors.append(float(np.abs(got[:, -1] - exact[:, -1]).max()))
-        print(f"temperature {t:g}: max |relaxed - exact| logits {errors[-1]:.3e} (all kept rows), {answer_errors[-1]:.3e} (answer row)")
+        print(
+            f"temperature {t:g}: max |relaxed - exact| logits {errors[-1]:.3e} (all kept rows), "
+            f"{answer_errors[-1]:.3e} (answer row)"
+        )
     assert all(b < a for a, b in zip(answer_errors, answer_errors[1:]))
     assert answer_errors[-1] < 1e-2 and errors[-1] < 0.5
     # the expected counts (what the cost model prices) tend to the exact trace's
@@ -128,9 +142,18 @@ def test_gradient_of_loss_plus_latency_is_finite_and_agrees_with_exact_finite_di
     base = exact_objective(knobs)
     thr = knobs.similarity_threshold
     directions = {  # (knobs moved, relaxed directional derivative)
-        "every threshold +0.01": (FocusKnobs(thr + 0.01, knobs.sec_keep), 0.01 * float(jnp.sum(grad.similarity_threshold))),
-        "layer-0 thresholds +0.01": (FocusKnobs(thr.at[0].add(0.01), knobs.sec_keep), 0.01 * float(jnp.sum(grad.similarity_threshold[0]))),
-        "sec_keep[1] +0.0625 (8 tokens)": (FocusKnobs(thr, knobs.sec_keep.at[1].add(0.0625)), 0.0625 * float(grad.sec_keep[1])),
+        "every threshold +0.01": (
+            FocusKnobs(thr + 0.01, knobs.sec_keep),
+            0.01 * float(jnp.sum(grad.similarity_threshold)),
+        ),
+        "layer-0 thresholds +0.01": (
+            FocusKnobs(thr.at[0].add(0.01), knobs.sec_keep),
+            0.01 * float(jnp.sum(grad.similarity_threshold[0])),
+        ),
+        "sec_keep[1] +0.0625 (8 tokens)": (
+            FocusKnobs(thr, knobs.sec_keep.at[1].add(0.0625)),
+            0.0625 * float(grad.sec_keep[1]),
+        ),
     }
     for name, (moved, predicted) in directions.items():
         measured = exact_objective(moved) - base

@@ -1,7 +1,7 @@
 """Focus' three concentration stages as pure, jit-compiled JAX functions.
 
-- SEC (semantic): ``attention_importance`` (streamed query rows), ``token_importance``, ``select_tokens``, ``sequence_keep_indices``,
-  ``gather_tokens``, ``scatter_tokens``, ``soft_top_k``.
+- SEC (semantic): ``attention_importance`` (streamed query rows), ``token_importance``,
+  ``select_tokens``, ``sequence_keep_indices``, ``gather_tokens``, ``scatter_tokens``, ``soft_top_k``.
 - SIC block level: ``block_similarity``.
 - SIC vector level: ``vector_concentration``.
 - ``similarity_concentration`` composes the two SIC stages.

@@ -166,7 +166,9 @@ def block_match(
         geom.check_tokens(n, "xv")
         norms, zero, candidates = _grid_candidates(xv, tuple(o for o in window if o < n))
     else:
-        norms, zero, candidates = _lookup_candidates(xv, positions, geom.num_tokens, tuple(o for o in window if o < geom.num_tokens))
+        norms, zero, candidates = _lookup_candidates(
+            xv, positions, geom.num_tokens, tuple(o for o in window if o < geom.num_tokens)
+        )
     tiles = None if gemm_m_size is None else m_tile_ids(jnp.all(zero, axis=-1), gemm_m_size)
     best = jnp.full(norms.shape, NO_CANDIDATE, jnp.float32)
     best_off = jnp.zeros(norms.shape, jnp.int32)

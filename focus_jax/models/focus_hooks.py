@@ -219,7 +219,14 @@ def _relaxed_record(res, weight, v: int) -> RelaxedRecord:
 
 
 def concentrate(
-    plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray, *, threshold=None, relaxed: bool = False, temperature=0.05
+    plan: FocusPlan,
+    span: VisualSpan,
+    name: str,
+    x: jnp.ndarray,
+    *,
+    threshold=None,
+    relaxed: bool = False,
+    temperature=0.05,
 ) -> tuple[jnp.ndarray, GemmRecord | RelaxedRecord]:
     """SIC of the visual part of one GEMM input (spec, "SIC"), batched.
 

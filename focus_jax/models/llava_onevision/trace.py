@@ -115,11 +115,23 @@ class RelaxedModelTrace:
     def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens) -> "RelaxedModelTrace":
         """From ``{(layer, gemm): RelaxedRecord}`` of every layer and GEMM input (stays in JAX)."""
         stack = lambda field: jnp.stack(  # noqa: E731
-            [jnp.stack([getattr(records[(layer, g)], field) for g in GEMM_NAMES], axis=-1) for layer in range(text.num_layers)], axis=1
+            [
+                jnp.stack([getattr(records[(layer, g)], field) for g in GEMM_NAMES], axis=-1)
+                for layer in range(text.num_layers)
+            ],
+            axis=1,
         )
         widths = (text.hidden_size, text.q_size, text.q_size, text.hidden_size, text.intermediate_size)
         vpt = tuple(vector_layout(w, plan.config.vector_size)[0] for w in widths)
-        return cls(plan, _model_dims(text), stack("kept_tokens"), stack("zero_vectors"), stack("similar_vectors"), vpt, np.asarray(text_tokens))
+        return cls(
+            plan,
+            _model_dims(text),
+            stack("kept_tokens"),
+            stack("zero_vectors"),
+            stack("similar_vectors"),
+            vpt,
+            np.asarray(text_tokens),
+        )
 
     @property
     def batch_size(self) -> int:

@@ -309,7 +309,9 @@ class _State(NamedTuple):
     span: VisualSpan | None
 
 
-def _scan_layers(params, cfg: Qwen2Config, focus: _Focus, state: _State, lo: int, hi: int, rope, segment_ids, return_records):
+def _scan_layers(
+    params, cfg: Qwen2Config, focus: _Focus, state: _State, lo: int, hi: int, rope, segment_ids, return_records
+):
     """Layers ``lo..hi-1`` (equal shapes) as one ``lax.scan``. Returns ``(x, k, v, records)``."""
     bias = focus.key_bias(state.span, state.x.shape[1])
 
@@ -336,7 +338,9 @@ def _sec_layer(params, cfg: Qwen2Config, focus: _Focus, state: _State, layer_ind
     plan, span = focus.plan, state.span
     layer = _layer(params["layers"], layer_index)
     bias = focus.key_bias(span, state.x.shape[1])
-    x, q, k, v, rec_a = _attention_block(state.x, layer, cfg, rope, state.key_valid, focus.hooks(span, layer_index), key_bias=bias)
+    x, q, k, v, rec_a = _attention_block(
+        state.x, layer, cfg, rope, state.key_valid, focus.hooks(span, layer_index), key_bias=bias
+    )
     importance = focus_hooks.sec_importance(plan, span, q, k, state.key_valid, cfg.scale, bias)
     if focus.relaxed:
         alpha = focus.knobs.sec_keep[plan.config.sec_layers.index(layer_index)]
@@ -344,7 +348,13 @@ def _sec_layer(params, cfg: Qwen2Config, focus: _Focus, state: _State, layer_ind
     else:
         keep_rows, span = focus_hooks.semantic_prune(plan, span, importance, k_keep, x.shape[1])
         take = jax.vmap(lambda a, r: gather_tokens(a, r, axis=0))
-        state = _State(take(x, keep_rows), take(state.positions, keep_rows), take(state.key_valid, keep_rows), take(state.rows, keep_rows), span)
+        state = _State(
+            take(x, keep_rows),
+            take(state.positions, keep_rows),
+            take(state.key_valid, keep_rows),
+            take(state.rows, keep_rows),
+            span,
+        )
     x, rec_m = _mlp_block(state.x, layer, cfg, focus.hooks(state.span, layer_index))
     return state._replace(x=x), k[None], v[None], {(layer_index, name): r for name, r in {**rec_a, **rec_m}.items()}
 
