@@ -34,7 +34,7 @@ def simulate(sources, toplevel: str, testbench: str, stimulus: dict, work_dir, w
         testbench: module name under ``rtlgen/tb`` (e.g. ``"tb_sic"``).
         stimulus: arrays for the testbench (saved as ``.npz``).
         work_dir: build and run directory (created); with ``waves`` it holds
-            ``<toplevel>.fst`` / ``.vcd`` afterwards.
+            ``<toplevel>.vcd`` afterwards (every signal of ``toplevel``).
 
     Returns:
         The arrays the testbench wrote.
@@ -44,21 +44,37 @@ def simulate(sources, toplevel: str, testbench: str, stimulus: dict, work_dir, w
     """
     if not simulator_available():
         raise RuntimeError("Icarus Verilog (iverilog, vvp) is not installed: apt-get install iverilog")
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import Icarus, get_results
+
+    class IcarusVcd(Icarus):
+        """cocotb's Icarus runner, with ``vvp -vcd`` instead of ``-none`` when waves are asked for
+        (its own waves are FST, which nothing here reads)."""
+
+        def _test_command(self):
+            cmds = super()._test_command()
+            return [[("-vcd" if waves and arg == "-none" else arg) for arg in cmd] for cmd in cmds]
 
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     stim, out = work / "stimulus.npz", work / "result.npz"
     np.savez(stim, **{k: np.asarray(v) for k, v in stimulus.items()})
     out.unlink(missing_ok=True)
-    runner = get_runner("icarus")
-    runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel, build_dir=work, always=True,
-                 timescale=TIMESCALE, waves=waves, log_file=work / "build.log")
+    runner = IcarusVcd()
+    sources = [Path(s).resolve() for s in sources]
+    build_args = []
+    if waves:  # a second root module dumps a VCD (cocotb's own Icarus waves are FST)
+        dump = work / "rtlgen_dump.v"
+        dump.write_text(f'module rtlgen_dump; initial begin $dumpfile("{work / (toplevel + ".vcd")}"); '
+                        f"$dumpvars(0, {toplevel}); end endmodule\n")
+        sources.append(dump)
+        build_args = ["-s", "rtlgen_dump"]
+    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=work, always=True, build_args=build_args,
+                 timescale=TIMESCALE, log_file=work / "build.log")
     env = {"RTLGEN_IN": str(stim), "RTLGEN_OUT": str(out)}
     log = work / "sim.log"
     results = runner.test(test_module=testbench, hdl_toplevel=toplevel, build_dir=work, test_dir=_TB_DIR, extra_env=env,
                           results_xml=str(work / "results.xml"),
-                          waves=waves, timescale=TIMESCALE, log_file=log)
+                          timescale=TIMESCALE, log_file=log)
     tests, failed = get_results(Path(results))
     if tests == 0 or failed or not out.is_file():
         raise RuntimeError(f"simulation of {toplevel} with {testbench} failed; see {log}")
