@@ -24,7 +24,7 @@ import numpy as np
 
 from focus_jax.concentration import NO_CANDIDATE, BlockMatch, similarity_concentration, vector_concentration
 from focus_jax.config import FocusConfig, VisualGeometry
-from focus_jax.quant import quantize_symmetric, quantized_block_match, tau_fixed
+from focus_jax.quant import TAU_FRAC_BITS, quantize_symmetric, quantized_block_match, tau_fixed
 
 __all__ = ["AgreementStats", "capture_sic_inputs", "int8_sic"]
 
@@ -64,13 +64,16 @@ class AgreementStats:
     Attributes (totals over vectors): ``vectors``, ``similar_float``, ``similar_int``,
     ``mask_disagree``, ``zero_disagree``, ``group_disagree``, ``margins`` (float
     ``|best cosine - threshold|`` of every vector whose similar mask disagrees),
-    ``quant_error`` (largest ``|cos(x_int) - cos(x_float)|`` of the best candidates seen).
+    ``explained`` (disagreements whose margin is at most that vector's own quantisation
+    error ``|cos(x_int) - cos(x_float)|`` of the best candidate plus the threshold's rounding),
+    ``quant_error`` (largest such error seen).
     """
 
     def __init__(self):
         self.vectors = self.similar_float = self.similar_int = 0
         self.mask_disagree = self.zero_disagree = self.group_disagree = 0
         self.margins: list[float] = []
+        self.explained = 0
         self.quant_error = 0.0
 
     def to_dict(self) -> dict:
@@ -80,6 +83,8 @@ class AgreementStats:
                 "group_agreement": 1.0 - self.group_disagree / max(self.vectors, 1),
                 "zero_disagree": self.zero_disagree, "mask_disagree": self.mask_disagree,
                 "max_disagree_margin": float(m.max()) if m.size else 0.0,
+                "median_disagree_margin": float(np.median(m)) if m.size else 0.0,
+                "disagree_within_own_quant_error": self.explained / max(self.mask_disagree, 1),
                 "quant_error_max": self.quant_error}
 
 
@@ -99,7 +104,11 @@ def _int_decisions(x: np.ndarray, geom: VisualGeometry, cfg: FocusConfig, stats:
         stats.zero_disagree += int((np.asarray(qm.mask_zero) != np.asarray(ref.mask_zero)).sum())
         stats.group_disagree += int((np.asarray(res_int.group_index) != np.asarray(ref.group_index)).sum())
         sim = np.asarray(ref.similarity)
-        stats.margins += np.abs(sim[mi != mf] - cfg.similarity_threshold).tolist()
+        sim_q = np.asarray(deq.similarity)
+        margin = np.abs(sim[mi != mf] - cfg.similarity_threshold)
+        tau_err = abs(tau_fixed(cfg.similarity_threshold) / (1 << TAU_FRAC_BITS) - cfg.similarity_threshold)
+        stats.margins += margin.tolist()
+        stats.explained += int(np.sum(margin <= np.abs(sim - sim_q)[mi != mf] + tau_err + 1e-6))
         both = (sim > -1.5) & (np.asarray(deq.similarity) > -1.5)
         if both.any():
             stats.quant_error = max(stats.quant_error, float(np.abs(sim - np.asarray(deq.similarity))[both].max()))
