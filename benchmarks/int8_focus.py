@@ -46,8 +46,14 @@ def run_variant(variant: str, questions: int) -> dict:
         for start in range(0, len(samples), 50):
             answers += answer_questions(model, tok, samples[start:start + 50])[0]
     report = score_samples(answers, samples).to_dict()
-    out = {"variant": variant, "accuracy": report["accuracy"], "correct": report["correct"], "total": report["total"],
-           "per_family": {f: r["accuracy"] for f, r in report["per_family"].items()}, "seconds": time.perf_counter() - t}
+    out = {
+        "variant": variant,
+        "accuracy": report["accuracy"],
+        "correct": report["correct"],
+        "total": report["total"],
+        "per_family": {f: r["accuracy"] for f, r in report["per_family"].items()},
+        "seconds": time.perf_counter() - t,
+    }
     if stats is not None:
         out["agreement"] = stats.to_dict()
     return out
@@ -63,8 +69,12 @@ def main() -> None:
         return
     results = {}
     for variant in VARIANTS:
-        proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--questions", str(args.questions)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--variant", variant, "--questions", str(args.questions)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(json.dumps(results, indent=1))
 

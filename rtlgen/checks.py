@@ -25,7 +25,15 @@ from rtlgen.sec import sec_cycles
 from rtlgen.sic import SIC_LATENCY
 from rtlgen.sim import simulate
 
-__all__ = ["check_scatter", "check_sec", "check_sic", "check_systolic", "random_sic_tokens", "sic_geometry", "sic_golden"]
+__all__ = [
+    "check_scatter",
+    "check_sec",
+    "check_sic",
+    "check_systolic",
+    "random_sic_tokens",
+    "sic_geometry",
+    "sic_golden",
+]
 
 
 def _wrap(x, bits: int):
@@ -53,9 +61,20 @@ def check_systolic(files, cfg: RtlConfig, shapes, work_dir, seed: int = 0) -> di
     for i, (m, n, k) in enumerate(shapes):
         a = rng.integers(-q, q + 1, (m, k))
         w = rng.integers(-q, q + 1, (k, n))
-        res = simulate(files.values(), "focus_systolic_array", "tb_systolic",
-                       {"a": a, "w": w, "rows": cfg.rows, "cols": cfg.cols, "data_width": cfg.data_width, "acc_width": cfg.acc_width},
-                       Path(work_dir) / f"systolic{i}")
+        res = simulate(
+            files.values(),
+            "focus_systolic_array",
+            "tb_systolic",
+            {
+                "a": a,
+                "w": w,
+                "rows": cfg.rows,
+                "cols": cfg.cols,
+                "data_width": cfg.data_width,
+                "acc_width": cfg.acc_width,
+            },
+            Path(work_dir) / f"systolic{i}",
+        )
         kf, nf = -(-k // cfg.rows), -(-n // cfg.cols)
         rows = res["rows_out"].reshape(kf, nf, m, cfg.cols)
         out = _wrap(rows.sum(axis=0).transpose(1, 0, 2).reshape(m, nf * cfg.cols)[:, :n], cfg.acc_width)
@@ -63,13 +82,28 @@ def check_systolic(files, cfg: RtlConfig, shapes, work_dir, seed: int = 0) -> di
         folds = kf * nf
         total_model = int(costmodel.gemm_cycles(m, n, k, cfg.rows, cfg.cols, "ws"))
         measured = int(res["last_busy"]) - int(res["first_busy"])  # index of the last busy cycle
-        cases.append({"m": m, "n": n, "k": k, "folds": folds, "exact": exact, "busy_cycles": int(res["busy_cycles"]),
-                          "gemm_cycles_measured": measured, "gemm_cycles_model": total_model,
-                          "fold_cycles_measured": int(res["busy_count"]) / folds,
-                          "fold_cycles_model": (total_model + 1) / folds})
-    return {"exact": all(c["exact"] for c in cases), "cycles_match": all(
-        c["gemm_cycles_measured"] == c["gemm_cycles_model"] and c["busy_cycles"] == c["gemm_cycles_model"] + 1
-        for c in cases), "cases": cases}
+        cases.append(
+            {
+                "m": m,
+                "n": n,
+                "k": k,
+                "folds": folds,
+                "exact": exact,
+                "busy_cycles": int(res["busy_cycles"]),
+                "gemm_cycles_measured": measured,
+                "gemm_cycles_model": total_model,
+                "fold_cycles_measured": int(res["busy_count"]) / folds,
+                "fold_cycles_model": (total_model + 1) / folds,
+            }
+        )
+    return {
+        "exact": all(c["exact"] for c in cases),
+        "cycles_match": all(
+            c["gemm_cycles_measured"] == c["gemm_cycles_model"] and c["busy_cycles"] == c["gemm_cycles_model"] + 1
+            for c in cases
+        ),
+        "cases": cases,
+    }
 
 
 def sic_geometry(cfg: RtlConfig, tokens: int) -> VisualGeometry:
@@ -118,8 +152,12 @@ def sic_golden(x: np.ndarray, cfg: RtlConfig, geom: VisualGeometry):
 
     from focus_jax.quant import quantized_block_match
 
-    fcfg = FocusConfig(similarity_threshold=cfg.threshold, vector_size=cfg.vector_size, block_size=cfg.window[1],
-                       frame_block_size=cfg.window[0])
+    fcfg = FocusConfig(
+        similarity_threshold=cfg.threshold,
+        vector_size=cfg.vector_size,
+        block_size=cfg.window[1],
+        frame_block_size=cfg.window[0],
+    )
     return quantized_block_match(jnp.asarray(x), geom, fcfg, cfg.tau_q, cfg.data_width, cfg.tau_frac_bits)
 
 
@@ -140,19 +178,34 @@ def check_sic(files, cfg: RtlConfig, x: np.ndarray, geom: VisualGeometry, work_d
     offsets += [0] * (cfg.candidates - len(offsets))  # a geometry smaller than the window
     # candidates beyond the stream never exist: the layouter sends zero vectors (offset >= N)
     offsets = [o if o < geom.num_tokens else 0 for o in offsets]
-    res = simulate(files.values(), "focus_sic", "tb_sic",
-                   {"x": x, "offsets": np.asarray(offsets), "data_width": cfg.data_width, "pointer_width": cfg.pointer_width},
-                   work_dir, waves=waves)
+    res = simulate(
+        files.values(),
+        "focus_sic",
+        "tb_sic",
+        {"x": x, "offsets": np.asarray(offsets), "data_width": cfg.data_width, "pointer_width": cfg.pointer_width},
+        work_dir,
+        waves=waves,
+    )
     gold = sic_golden(x, cfg, geom)
     v = 1
-    want = {"zero": np.asarray(gold.mask_zero[..., 0]), "similar": np.asarray(gold.mask_similar[..., 0]),
-            "candidate": np.asarray(gold.candidate[..., 0]), "root": np.asarray(gold.group_index[..., 0]) // v}
+    want = {
+        "zero": np.asarray(gold.mask_zero[..., 0]),
+        "similar": np.asarray(gold.mask_similar[..., 0]),
+        "candidate": np.asarray(gold.candidate[..., 0]),
+        "root": np.asarray(gold.group_index[..., 0]) // v,
+    }
     tokens = np.broadcast_to(np.arange(geom.num_tokens), res["token"].shape)
     mismatches = {f: int(np.sum(res[f] != want[f])) for f in want}
     mismatches["token"] = int(np.sum(res["token"] != tokens))
-    return {"exact": not any(mismatches.values()), "vectors": int(x.shape[0] * x.shape[1]),
-            "similar": int(want["similar"].sum()), "zero": int(want["zero"].sum()), "mismatches": mismatches,
-            "latency_ok": bool(np.all(res["latency"] == SIC_LATENCY)), "work_dir": str(work_dir)}
+    return {
+        "exact": not any(mismatches.values()),
+        "vectors": int(x.shape[0] * x.shape[1]),
+        "similar": int(want["similar"].sum()),
+        "zero": int(want["zero"].sum()),
+        "mismatches": mismatches,
+        "latency_ok": bool(np.all(res["latency"] == SIC_LATENCY)),
+        "work_dir": str(work_dir),
+    }
 
 
 def check_sec(files, cfg: RtlConfig, probs: np.ndarray, k: int, work_dir) -> dict:
@@ -170,15 +223,31 @@ def check_sec(files, cfg: RtlConfig, probs: np.ndarray, k: int, work_dir) -> dic
     heads, rows, n = probs.shape
     qp = np.asarray(quantize_importance(probs, cfg.importance_bits))
     head_idx, row_idx, col_idx = np.meshgrid(np.arange(heads), np.arange(rows), np.arange(n), indexing="ij")
-    res = simulate(files.values(), "focus_sec", "tb_sec",
-                   {"index": col_idx.reshape(-1), "value": qp[head_idx, row_idx, col_idx].reshape(-1), "n": n, "k": k,
-                        "importance_bits": cfg.importance_bits}, work_dir)
+    res = simulate(
+        files.values(),
+        "focus_sec",
+        "tb_sec",
+        {
+            "index": col_idx.reshape(-1),
+            "value": qp[head_idx, row_idx, col_idx].reshape(-1),
+            "n": n,
+            "k": k,
+            "importance_bits": cfg.importance_bits,
+        },
+        work_dir,
+    )
     # token_importance's layout: (heads, S, S) with the visual span then `rows` query rows
     full = jnp.zeros((heads, n + rows, n + rows), jnp.int32).at[:, n:, :n].set(jnp.asarray(qp))
     importance = token_importance(full, 0, n, rows)
     want = np.asarray(quantized_keep_indices(importance, k))
-    return {"exact": bool(np.array_equal(res["kept"], want)), "n": n, "k": k, "kept": res["kept"].tolist(),
-            "cycles": int(res["cycles"]), "cycles_model": sec_cycles(cfg, n)}
+    return {
+        "exact": bool(np.array_equal(res["kept"], want)),
+        "n": n,
+        "k": k,
+        "kept": res["kept"].tolist(),
+        "cycles": int(res["cycles"]),
+        "cycles_model": sec_cycles(cfg, n),
+    }
 
 
 def check_scatter(files, cfg: RtlConfig, steps: int, work_dir, seed: int = 0) -> dict:
@@ -193,10 +262,18 @@ def check_scatter(files, cfg: RtlConfig, steps: int, work_dir, seed: int = 0) ->
     acc = rng.integers(-lim, lim, (steps, lanes, c))
     addr = rng.integers(0, cfg.sic_tokens, (steps, lanes))
     valid = rng.integers(0, 2, (steps, lanes))
-    res = simulate(files.values(), "focus_scatter", "tb_scatter",
-                   {"psum": psum, "acc": acc, "addr": addr, "valid": valid, "acc_width": aw, "addr_width": adw}, work_dir)
+    res = simulate(
+        files.values(),
+        "focus_scatter",
+        "tb_scatter",
+        {"psum": psum, "acc": acc, "addr": addr, "valid": valid, "acc_width": aw, "addr_width": adw},
+        work_dir,
+    )
     on = valid.astype(bool)
     want = _wrap(acc + psum[:, None, :], aw)
-    exact = (np.array_equal(res["valids"], valid) and np.array_equal(res["sums"][on], want[on])
-             and np.array_equal(res["addrs"][on], addr[on]))
+    exact = (
+        np.array_equal(res["valids"], valid)
+        and np.array_equal(res["sums"][on], want[on])
+        and np.array_equal(res["addrs"][on], addr[on])
+    )
     return {"exact": bool(exact), "rows": int(on.sum())}

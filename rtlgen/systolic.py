@@ -147,10 +147,20 @@ def systolic_module(cfg: RtlConfig, pe: Module) -> Module:
     count = m.Reg("count", COUNTER_WIDTH)
     is_busy = m.Wire("is_busy")
     is_busy.assign(w_valid | a_valid | (drain != Int(0, dwidth)))
-    m.Always(Posedge(clk))(if_(rst | clear, [drain(Int(0, dwidth)), count(Int(0, COUNTER_WIDTH))], [
-        if_(a_valid, [drain(Int(r + c - 2, dwidth))], [if_(drain != Int(0, dwidth), [drain(drain - Int(1, dwidth))], [])]),
-        if_(is_busy, [count(count + Int(1, COUNTER_WIDTH))], []),
-    ]))
+    m.Always(Posedge(clk))(
+        if_(
+            rst | clear,
+            [drain(Int(0, dwidth)), count(Int(0, COUNTER_WIDTH))],
+            [
+                if_(
+                    a_valid,
+                    [drain(Int(r + c - 2, dwidth))],
+                    [if_(drain != Int(0, dwidth), [drain(drain - Int(1, dwidth))], [])],
+                ),
+                if_(is_busy, [count(count + Int(1, COUNTER_WIDTH))], []),
+            ],
+        )
+    )
     busy.assign(is_busy)
     busy_cycles.assign(count)
     return m

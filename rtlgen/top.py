@@ -82,11 +82,13 @@ def interface(cfg: RtlConfig) -> dict:
     """The streaming interface of every unit: handshakes and latencies (manifest)."""
     r, c = cfg.rows, cfg.cols
     return {
-        "clock_reset": "one clock `clk`, synchronous active-high reset `rst`; no unit back-pressures (valid-only streams)",
+        "clock_reset": "one clock `clk`, synchronous active-high reset `rst`; "
+        "no unit back-pressures (valid-only streams)",
         "focus_systolic_array": {
             "fold": f"{r} cycles w_valid (weight rows, bottom row first), then M cycles a_valid (one activation row of "
-                    f"{r} lanes per cycle), then {r + c - 2} drain cycles before the next fold's weights",
-            "fold_cycles": "M + 2*rows + cols - 2 (busy_cycles counts them; last busy cycle index = costmodel.gemm_cycles)",
+            f"{r} lanes per cycle), then {r + c - 2} drain cycles before the next fold's weights",
+            "fold_cycles": "M + 2*rows + cols - 2 "
+            "(busy_cycles counts them; last busy cycle index = costmodel.gemm_cycles)",
             "output_latency_cycles": SYSTOLIC_LATENCY(cfg),
             "lanes": "lane i of a bus occupies bits [i*w, (i+1)*w)",
         },

@@ -18,8 +18,12 @@ from rtlgen.lint import lint
 from rtlgen.sec import sec_cycles
 from rtlgen.synth import synthesize
 
-needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed (.ci/run installs it)")
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="Verilator not installed (.ci/run installs it)")
+needs_iverilog = pytest.mark.skipif(
+    shutil.which("iverilog") is None, reason="Icarus Verilog not installed (.ci/run installs it)"
+)
+needs_verilator = pytest.mark.skipif(
+    shutil.which("verilator") is None, reason="Verilator not installed (.ci/run installs it)"
+)
 
 SIM = RtlConfig(rows=4, cols=4, vector_size=8, threshold=0.9, sic_tokens=256, sec_tokens=64, scatter_vectors=2)
 DEMO = RtlConfig(rows=4, cols=4, vector_size=32, threshold=0.975, sic_tokens=128, sec_tokens=16)  # demo_model's SIC
@@ -71,7 +75,8 @@ def _demo_sic_inputs(path, count):
         " image_size=m.config.vision.image_size, with_answers=False)\n"
         "rec = []\n"
         "with capture_sic_inputs(rec):\n"
-        "    m.forward(b['input_ids'], pixel_values_videos=b['pixel_values_videos'], attention_mask=b['attention_mask'])\n"
+        "    m.forward(b['input_ids'], pixel_values_videos=b['pixel_values_videos'],\n"
+        "              attention_mask=b['attention_mask'])\n"
         f"np.savez({str(path)!r}, geom=np.array([rec[0][0].frames, rec[0][0].height, rec[0][0].width]),"
         f" **{{f'x{{i}}': r[1] for i, r in enumerate(rec[:{count}])}})\n"
     )
@@ -160,8 +165,10 @@ def test_integer_sic_disagrees_with_float_only_near_the_threshold():
     assert 0 < np.asarray(ref.mask_similar).sum() < differ.size
     # integer decisions = the float test on the dequantised vectors (up to the threshold's 2^-12 rounding) ...
     tau_err = abs(tau_fixed(0.97) / 4096 - 0.97)
-    assert np.all(np.asarray(qm.mask_similar)[np.abs(sim_q - 0.97) > 2e-6 + tau_err]
-                  == (sim_q > 0.97)[np.abs(sim_q - 0.97) > 2e-6 + tau_err])
+    assert np.all(
+        np.asarray(qm.mask_similar)[np.abs(sim_q - 0.97) > 2e-6 + tau_err]
+        == (sim_q > 0.97)[np.abs(sim_q - 0.97) > 2e-6 + tau_err]
+    )
     # ... so they differ from float only within the quantisation error of the threshold
     err = np.abs(sim - sim_q)[sim > -1.5].max()
     assert np.all(np.abs(sim[differ] - 0.97) <= err + tau_err)
@@ -169,13 +176,24 @@ def test_integer_sic_disagrees_with_float_only_near_the_threshold():
 
 def test_rtl_cli_default_design_json(tmp_path):
     out = tmp_path / "rtl"
-    proc = subprocess.run([sys.executable, "-m", "focus_jax.cli", "rtl", "--design", "default", "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "focus_jax.cli", "rtl", "--design", "default", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parameters"]["rows"] == 32 and manifest["parameters"]["candidates"] == 7
-    assert {p["name"] for p in manifest["ports"]["focus_sic"]} >= {"in_valid", "in_a", "in_b", "out_similar", "out_root"}
+    assert {p["name"] for p in manifest["ports"]["focus_sic"]} >= {
+        "in_valid",
+        "in_a",
+        "in_b",
+        "out_similar",
+        "out_root",
+    }
     assert report["verified"] is None and report["modules"] is None
     if shutil.which("verilator"):
         assert report["lint_clean"] is True
@@ -184,7 +202,12 @@ def test_rtl_cli_default_design_json(tmp_path):
 def test_rtl_cli_bad_design_is_one_line_error(tmp_path):
     bad = tmp_path / "d.json"
     bad.write_text(json.dumps({"format": "focus-design", "version": 1, "hardware": {"dataflow": "os"}}))
-    proc = subprocess.run([sys.executable, "-m", "focus_jax.cli", "rtl", "--design", str(bad), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "focus_jax.cli", "rtl", "--design", str(bad), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "weight-stationary" in proc.stderr and "Traceback" not in proc.stderr

@@ -72,7 +72,10 @@ def rtl(
         for name, row in resources["modules"].items():
             table.add_row(name, str(row["cells"]), str(row["flip_flops"]))
         console.print(table)
-        console.print(f"Focus units (SIC + SEC + scatter): {resources['focus_overhead_vs_array']:.1%} of the array's cells "
-                      f"(paper: +{resources['paper_overhead_vs_array']:.1%} area)", highlight=False)
+        console.print(
+            f"Focus units (SIC + SEC + scatter): {resources['focus_overhead_vs_array']:.1%} of the array's cells "
+            f"(paper: +{resources['paper_overhead_vs_array']:.1%} area)",
+            highlight=False,
+        )
     if report["verified"] is False:
         raise typer.Exit(code=1)
