@@ -25,7 +25,7 @@ from focus_jax.concentration.sic import (
     similarity_concentration,
     vector_concentration,
 )
-from focus_jax.concentration.vectors import vector_layout
+from focus_jax.concentration.layout import vector_layout
 
 __all__ = [
     "NO_CANDIDATE",
