@@ -53,7 +53,7 @@ class FocusKnobs:
     sec_keep: jax.Array
 
     @classmethod
-    def from_config(cls, cfg: FocusConfig, num_layers: int) -> "FocusKnobs":
+    def from_config(cls, cfg: FocusConfig, num_layers: int) -> FocusKnobs:
         """The knobs that reproduce ``cfg``: its threshold everywhere, its SEC alphas.
 
         Raises:

@@ -66,10 +66,11 @@ def _demo_sic_inputs(path, count):
     earlier in this process would not run the capture hook)."""
     code = (
         "import numpy as np, focus_jax\n"
-        "from focus_jax.demo_model import demo_model_dir, read_focus_config, demo_task_config\n"
+        "from focus_jax.demo_model import demo_model_dir, demo_task_config\n"
+        "from focus_jax.inference import model_focus_config\n"
         "from focus_jax.data import generate_samples, build_tokenizer, make_batch\n"
         "from focus_jax.quant_demo import capture_sic_inputs\n"
-        "d = demo_model_dir(); m = focus_jax.from_pretrained(d, focus=read_focus_config(d))\n"
+        "d = demo_model_dir(); m = focus_jax.from_pretrained(d, focus=model_focus_config(d))\n"
         "s = generate_samples(demo_task_config(), 7, 1)\n"
         "b = make_batch(s, build_tokenizer(), num_video_tokens=m.config.video_token_count(8),"
         " image_size=m.config.vision.image_size, with_answers=False)\n"

@@ -10,6 +10,7 @@ Semantics: ../shared/spec/focus-algorithm.md.
 """
 
 from focus_jax.concentration.block import NO_CANDIDATE, BlockMatch, window_offsets
+from focus_jax.concentration.layout import vector_layout
 from focus_jax.concentration.semantic import (
     attention_importance,
     gather_tokens,
@@ -25,7 +26,6 @@ from focus_jax.concentration.sic import (
     similarity_concentration,
     vector_concentration,
 )
-from focus_jax.concentration.vectors import vector_layout
 
 __all__ = [
     "NO_CANDIDATE",

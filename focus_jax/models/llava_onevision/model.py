@@ -58,6 +58,21 @@ def _bucket(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def _pad_to_buckets(input_ids, attention_mask, videos, pad: int, seq_bucket: int):
+    """Static buckets for ``generate``: the batch to a power of two (repeating the last
+    prompt), the length to a multiple of ``seq_bucket`` by left padding. Returns numpy
+    ``(ids, mask, videos)``."""
+    ids = np.asarray(input_ids)
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+    b, s = ids.shape
+    left = _bucket(s, seq_bucket) - s
+    ids = np.pad(ids, ((0, 0), (left, 0)), constant_values=pad)
+    mask = np.pad(mask, ((0, 0), (left, 0)))
+    extra = (1 << (b - 1).bit_length()) - b
+    rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)  # noqa: E731
+    return (rep(ids), rep(mask), rep(videos)) if extra else (ids, mask, None if videos is None else np.asarray(videos))
+
+
 class LlavaOnevision:
     """A LLaVA-OneVision model (SigLIP + projector + Qwen2) with optional Focus.
 
@@ -169,7 +184,7 @@ class LlavaOnevision:
         if mask.shape != ids.shape:
             raise ValueError(f"attention_mask has shape {mask.shape}, input_ids {ids.shape}")
         if position_ids is None:  # as transformers' generate: count valid tokens, padding at 1
-            position_ids = np.where(mask > 0, np.cumsum(mask, axis=1) - 1, 1)
+            position_ids = modeling.positions_from_mask(mask, np)
         videos = None if pixel_values_videos is None else np.asarray(pixel_values_videos)
         if videos is not None and (videos.ndim != 5 or videos.shape[0] != ids.shape[0]):
             raise ValueError(f"pixel_values_videos must be (batch={ids.shape[0]}, frames, C, H, W), got {videos.shape}")
@@ -335,32 +350,12 @@ class LlavaOnevision:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if do_sample and not (temperature > 0 and 0 < top_p <= 1):
             raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        text = self.config.text
-        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = (
-            pad_token_id
-            if pad_token_id is not None
-            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
-        )
-        ids = np.asarray(input_ids)
-        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-        b, s = ids.shape
-        # static buckets: batch to a power of two (repeating the last prompt), length by left padding
-        b_pad = 1 << (b - 1).bit_length()
-        s_pad = _bucket(s, seq_bucket)
-        ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
-        mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
-        extra = b_pad - b
-        rep = lambda a: (
-            None
-            if a is None
-            else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)
-            if extra
-            else np.asarray(a)
-        )
-        ids, mask, videos = rep(ids), rep(mask), rep(pixel_values_videos)
-        if pixel_values is not None and extra:
+        eos, pad = self._special_ids(eos_token_id, pad_token_id)
+        b, s = np.shape(input_ids)
+        ids, mask, videos = _pad_to_buckets(input_ids, attention_mask, pixel_values_videos, pad, seq_bucket)
+        if pixel_values is not None and ids.shape[0] != b:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
+        s_pad = ids.shape[1]
         arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
         if return_trace and plan is None:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
@@ -394,6 +389,14 @@ class LlavaOnevision:
         if not return_trace:
             return tokens
         return tokens, self._unpadded_trace(records, plan, layout, rows, b, s_pad - s)
+
+    def _special_ids(self, eos_token_id, pad_token_id) -> tuple[tuple[int, ...], int]:
+        """``(eos ids, pad id)`` of ``generate`` (defaults in its docstring)."""
+        text = self.config.text
+        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
+        if pad_token_id is None:
+            pad_token_id = text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0)
+        return eos, int(pad_token_id)
 
     def _unpadded_trace(self, records, plan, layout, rows, batch: int, left_pad: int) -> ModelTrace:
         """The trace of ``generate``'s padded prefill restricted to the caller's ``batch``
