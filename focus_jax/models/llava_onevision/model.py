@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.baselines.hooks import MethodPlan
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.llava_onevision import modeling, params as llava_params
@@ -63,6 +64,8 @@ class LlavaOnevision:
         config: ``LlavaOnevisionConfig``.
         params: parameter pytree (JAX arrays in ``dtype``).
         focus: ``FocusConfig`` applied in prefill, or None for dense.
+        method: a baseline config (``focus_jax.baselines``: CMC, Adaptiv, FrameFusion,
+            FastV) applied in prefill instead of Focus, or None (``with_method``).
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
@@ -71,6 +74,7 @@ class LlavaOnevision:
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
         self.focus = focus
+        self.method = None
         self.dtype = jnp.dtype(dtype)
         self.mesh = mesh
         if mesh is not None:
@@ -100,7 +104,14 @@ class LlavaOnevision:
     def with_focus(self, focus: FocusConfig | None) -> "LlavaOnevision":
         """The same weights with another Focus configuration (no copy)."""
         other = object.__new__(LlavaOnevision)
-        other.__dict__.update(self.__dict__, focus=focus)
+        other.__dict__.update(self.__dict__, focus=focus, method=None)
+        return other
+
+    def with_method(self, method) -> "LlavaOnevision":
+        """The same weights running baseline ``method`` (a ``focus_jax.baselines`` config;
+        None: dense) in prefill instead of Focus (no copy)."""
+        other = self.with_focus(None)
+        other.method = method
         return other
 
     # ------------------------------------------------------------------ vision side
@@ -146,11 +157,14 @@ class LlavaOnevision:
         query = input_ids.shape[1] - (start + n_grid)
         return PromptLayout(start, query, valid - n_grid, frames)
 
-    def _plan(self, layout: PromptLayout) -> FocusPlan | None:
-        if self.focus is None or layout.frames == 0:
+    def _plan(self, layout: PromptLayout) -> FocusPlan | MethodPlan | None:
+        if (self.focus is None and self.method is None) or layout.frames == 0:
             return None
         s = self.config.pooled_side
         geom = VisualGeometry(layout.frames, s, s)
+        if self.method is not None:
+            text = self.config.text
+            return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
         return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
 
     def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
@@ -168,8 +182,8 @@ class LlavaOnevision:
         frames = 0 if videos is None else videos.shape[1]
         layout = self.layout(ids, mask, frames)
         plan = self._plan(layout)
-        if self.focus is not None and pixel_values is not None:
-            raise ValueError("Focus concentrates video prompts; pass images to a model without focus (focus=None)")
+        if (self.focus is not None or self.method is not None) and pixel_values is not None:
+            raise ValueError("Focus and the baselines concentrate video prompts; pass images to a dense model (focus=None)")
         sizes = None
         if pixel_values is not None:
             if image_sizes is None:
@@ -218,7 +232,8 @@ class LlavaOnevision:
             attention_mask: ``(B, S)``, 0 at padding (default: all ones).
             position_ids: ``(B, S)`` RoPE positions (default: running count of valid
                 tokens, as transformers' generate).
-            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``).
+            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``), or with a
+                baseline ``method`` a list of ``focus_jax.baselines.trace.MethodTrace``, one per prompt.
             logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
 
         Returns:
@@ -238,6 +253,8 @@ class LlavaOnevision:
         )
         if not return_trace:
             return logits
+        if isinstance(plan, MethodPlan):
+            return logits, method_traces(records, plan, self.config.text, layout.text_tokens)
         return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
 
     __call__ = forward
@@ -405,6 +422,23 @@ def _decode_jit(params, caches, first_logits, positions, key, temperature, top_p
     out = jnp.full((b, capacity), pad, jnp.int32)
     state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
     return lax.while_loop(cond, body, state)[-1]
+
+
+def method_traces(records: dict, plan: MethodPlan, text, text_tokens) -> list:
+    """One ``MethodTrace`` per prompt from a baseline prefill's records."""
+    from focus_jax.baselines.trace import MethodTrace
+
+    host = jax.device_get(records)
+    kept = np.asarray(host["kept"])
+    sparsity = plan.layer_sparsity(host)
+    model = {
+        "num_layers": text.num_layers, "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
+        "num_heads": text.num_heads, "num_kv_heads": text.num_kv_heads, "head_dim": text.head_dim,
+    }  # fmt: skip
+    return [
+        MethodTrace(plan.method, plan.config.to_dict(), plan.geometry, model, int(text_tokens[i]), kept[i], None if sparsity is None else sparsity[i])
+        for i in range(kept.shape[0])
+    ]
 
 
 def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> LlavaOnevision:
