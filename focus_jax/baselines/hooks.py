@@ -233,12 +233,15 @@ class MethodPlan:
     # -------------------------------------------------------------- trace
     def layer_sparsity(self, records: dict) -> np.ndarray | None:
         """CMC only: ``(B, L, 3)`` float, the non-informative fraction of the linear, query
-        and attention-score inputs of each layer (the reference's ``sparsity_dict``)."""
+        and attention-score inputs of each layer (the reference's ``sparsity_dict``),
+        clipped to [0, 1]."""
         if not isinstance(self.config, CMCConfig):
             return None
         n, heads = self.num_visual, self.num_heads
         lin = 1.0 - np.asarray(records["cmc_linear"], float) / n  # (B,)
         q = 1.0 - np.stack([np.asarray(a, float) for a in records["cmc_query"]], axis=1) / (n * heads)
         s = 1.0 - np.stack([np.asarray(a, float) for a in records["cmc_score"]], axis=1) / (n * heads)
-        return np.stack([np.broadcast_to(lin[:, None], q.shape), q, s], axis=-1)
+        # the reference counts I-frame tokens as replaced-then-informative, which goes below 0
+        # when almost nothing is replaced (e.g. a threshold of 0); no GEMM skips fewer than 0 rows
+        return np.clip(np.stack([np.broadcast_to(lin[:, None], q.shape), q, s], axis=-1), 0.0, 1.0)
 
