@@ -31,7 +31,10 @@ from focus_jax.baselines.config import AdaptivConfig, BaselineConfig, CMCConfig,
 from focus_jax.config import FocusConfig
 from focus_jax.errors import InputError
 
-__all__ = ["ACCELERATORS", "KNOBS", "Comparison", "MethodResult", "compare", "default_methods", "equal_work", "plot_comparison", "price", "run_method", "traced_work"]
+__all__ = [
+    "ACCELERATORS", "KNOBS", "Comparison", "MethodResult", "compare", "default_methods", "equal_work", "eval_methods",
+    "plot_comparison", "price", "print_comparison", "read_method_config", "run_eval_methods", "run_method", "traced_work",
+]  # fmt: skip
 
 #: costmodel kind each method is priced on.
 ACCELERATORS = {"dense": "dense", "focus": "focus", "cmc": "cmc", "adaptiv": "adaptiv", "framefusion": "dense", "fastv": "dense"}
@@ -322,3 +325,100 @@ def default_methods(focus: FocusConfig | None) -> list:
     if focus is not None:
         out.append(("focus", focus))
     return out + [(c.method, c) for c in (CMCConfig(), AdaptivConfig(), FrameFusionConfig(), FastVConfig())]
+
+
+# ---------------------------------------------------------------------------- command support
+
+
+def read_method_config(path) -> BaselineConfig:
+    """A baseline config from a JSON file (``{"method": "cmc", ...}``, ``to_dict``'s form).
+
+    Raises:
+        InputError: unreadable file, invalid JSON, or as ``method_from_dict``.
+    """
+    import json
+    from pathlib import Path
+
+    from focus_jax.baselines.config import method_from_dict
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--method-config {path}: {exc}") from None
+    return method_from_dict(data)
+
+
+def eval_methods(method: str | None, method_config, focus: FocusConfig | None, compare_all: bool) -> list:
+    """The ``(label, cfg)`` rows ``focus-jax eval`` runs: dense first, then ``method`` (with the
+    config file if given, else the reference default; ``focus``: the model's Focus config),
+    or with ``compare_all`` every method (the file replacing its method's default row).
+
+    Raises:
+        InputError: an unknown method, a config file of another method than ``--method``,
+            or Focus requested for a model without a Focus config.
+    """
+    from focus_jax.baselines.config import METHODS, default_method_config
+
+    if method is not None and method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    cfg = None if method_config is None else read_method_config(method_config)
+    if cfg is not None and method is not None and cfg.method != method:
+        raise InputError(f"--method-config holds a {cfg.method} config, not {method}")
+    if compare_all:
+        rows = [(label, cfg if cfg is not None and label == cfg.method else c) for label, c in default_methods(focus)]
+        return rows
+    name = method or cfg.method
+    if name == "focus":
+        if focus is None:
+            raise InputError("the model has no focus_config.json; pass --focus-config")
+        return [("dense", None), ("focus", focus)]
+    return [("dense", None), (name, cfg or default_method_config(name))]
+
+
+def print_comparison(console, d: dict) -> None:
+    """Print ``Comparison.to_dict()`` as one rich table (labels escaped)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{d['questions']} held-out questions: accuracy, visual-token GEMM work, modeled cost (per question)")
+    for col in ("method", "accelerator", "accuracy", "vs dense", "GEMM work", "latency", "energy", "speed-up"):
+        table.add_column(col, justify="left" if col in ("method", "accelerator") else "right")
+    for r in d["methods"]:
+        table.add_row(
+            escape(r["label"]), r["accelerator"], f"{r['accuracy']:.1%}",
+            "-" if r["accuracy_vs_reference"] is None else f"{r['accuracy_vs_reference']:.1%}", f"{r['work_fraction']:.1%}",
+            f"{r['latency_s'] * 1e3:.3f} ms", f"{r['energy_mJ']:.3f} mJ", f"{r['speedup_vs_reference']:.2f}x",
+        )  # fmt: skip
+    console.print(table)
+    console.print("modeled: costmodel (corrected mode), prefill + decode, each method on its accelerator; "
+                  "work: executed visual-token GEMM MACs / dense")  # fmt: skip
+
+
+def run_eval_methods(model, task, seed: int, questions: int, rows: list, batch_size: int, plot=None, as_json: bool = False) -> dict:
+    """``focus-jax eval --method/--compare``: render ``questions`` held-out questions of
+    ``task`` (data seed ``seed``), run ``compare`` on ``rows``, print the table (or one JSON
+    object) and write the plot. Returns ``Comparison.to_dict()``."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from focus_jax.data import generate_samples
+
+    with Progress(transient=True, disable=as_json) as bar:
+        job = bar.add_task("rendering questions", total=questions)
+        samples = []
+        for start in range(0, questions, 50):
+            samples += generate_samples(task, seed, min(50, questions - start), start)
+            bar.update(job, completed=len(samples))
+        jobs = {label: bar.add_task(f"answering ({label})", total=questions) for label, _ in rows}
+        result = compare(model, samples, rows, batch_size, progress=lambda label, done: bar.update(jobs[label], completed=done))
+    out = result.to_dict()
+    if plot is not None:
+        plot_comparison(result, plot)
+        out["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(out))
+    else:
+        print_comparison(Console(), out)
+    return out
