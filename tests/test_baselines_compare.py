@@ -58,6 +58,7 @@ def test_eval_method_errors(tmp_path):
     _one_line_error(runner.invoke(app, [*model, "--method", "fastv", "--method-config", str(other)]), "holds a cmc config")
     other.write_text(json.dumps({"method": "cmc", "threshold": -1}))
     _one_line_error(runner.invoke(app, [*model, "--method-config", str(other)]), "CMC threshold")
+    _one_line_error(runner.invoke(app, ["run", "--demo", "--method", "focus"]), "--method must be one of cmc")
 
 
 def test_token_methods_priced_layer_by_layer_on_the_dense_array():

@@ -32,8 +32,24 @@ from focus_jax.config import FocusConfig
 from focus_jax.errors import InputError
 
 __all__ = [
-    "ACCELERATORS", "KNOBS", "Comparison", "MethodResult", "compare", "default_methods", "equal_work", "eval_methods",
-    "plot_comparison", "price", "print_comparison", "read_method_config", "run_eval_methods", "run_method", "traced_work",
+    "ACCELERATORS",
+    "KNOBS",
+    "Comparison",
+    "MethodResult",
+    "baseline_from_options",
+    "compare",
+    "default_methods",
+    "equal_work",
+    "eval_methods",
+    "method_on_prompt",
+    "plot_comparison",
+    "price",
+    "print_comparison",
+    "print_method_report",
+    "read_method_config",
+    "run_eval_methods",
+    "run_method",
+    "traced_work",
 ]  # fmt: skip
 
 #: costmodel kind each method is priced on.
@@ -98,6 +114,12 @@ class Comparison:
             row["energy_vs_reference"] = r.energy_mJ / ref.energy_mJ
             rows.append(row)
         return {"questions": self.questions, "reference": ref.label, "methods": rows}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Comparison:
+        """Inverse of ``to_dict`` (answers are not stored; derived ratios are dropped)."""
+        names = {f.name for f in dataclasses.fields(MethodResult)} - {"answers"}
+        return cls(int(d["questions"]), tuple(MethodResult(**{k: v for k, v in r.items() if k in names}) for r in d["methods"]))
 
 
 # ---------------------------------------------------------------------------- cost
@@ -422,3 +444,63 @@ def run_eval_methods(model, task, seed: int, questions: int, rows: list, batch_s
     else:
         print_comparison(Console(), out)
     return out
+
+
+def method_on_prompt(model, cfg: BaselineConfig, ids, pixels, max_new_tokens: int, decode: Callable, eos) -> dict:
+    """``focus-jax run --method``: one prompt answered with baseline ``cfg``.
+
+    Args:
+        model: the dense ``LlavaOnevision``; ids: ``(1, S)`` prompt; pixels: ``(1, F, C, H, W)``.
+        max_new_tokens: greedy tokens at most; decode: tokens -> text; eos: end-of-sequence ids.
+
+    Returns:
+        ``{"method", "config", "answer", "kept_tokens_per_layer" ([[attention, MLP], ...]),
+        "layer_sparsity" (CMC: per layer [linear, query, score]; else None), "work_fraction",
+        "modeled": {"accelerator", "time_s", "energy_mJ"}}``; decode priced for the answer's
+        length (end token included).
+    """
+    runner = model.with_method(cfg)
+    tokens = np.asarray(runner.generate(ids, pixel_values_videos=pixels, max_new_tokens=max_new_tokens))[0]
+    stops = [i for i, t in enumerate(tokens.tolist()) if t in tuple(eos)]
+    length = stops[0] + 1 if stops else len(tokens)
+    _, traces = runner.forward(ids, pixel_values_videos=pixels, return_trace=True, logits_to_keep=1)
+    trace = traces[0]
+    visual = trace.geometry.num_tokens
+    kind, time_s, energy = price(model.config.text, trace, visual, trace.geometry.frames, int(ids.shape[1]) - visual, length)
+    return {
+        "method": cfg.method, "config": cfg.to_dict(), "answer": decode(tokens[:length]),
+        "kept_tokens_per_layer": trace.kept_tokens.tolist(),
+        "layer_sparsity": None if trace.layer_sparsity is None else trace.layer_sparsity.tolist(),
+        "work_fraction": trace.work_fraction(), "modeled": {"accelerator": kind, "time_s": time_s, "energy_mJ": energy},
+    }  # fmt: skip
+
+
+def baseline_from_options(method: str | None, method_config) -> BaselineConfig | None:
+    """``focus-jax run --method/--method-config``: the baseline config to run, or None.
+
+    Raises:
+        InputError: ``method`` is not a baseline, or the file holds another method's config.
+    """
+    from focus_jax.baselines.config import default_method_config
+
+    if method is None and method_config is None:
+        return None
+    if method is not None and method not in KNOBS:
+        raise InputError(f"--method must be one of {', '.join(KNOBS)} (Focus runs by default), got {method!r}")
+    cfg = default_method_config(method) if method_config is None else read_method_config(method_config)
+    if method is not None and cfg.method != method:
+        raise InputError(f"--method-config holds a {cfg.method} config, not {method}")
+    return cfg
+
+
+def print_method_report(console, m: dict, dense_time_s: float) -> None:
+    """Print ``method_on_prompt``'s result (answer, tokens kept, work, modeled cost)."""
+    from rich.markup import escape
+
+    kept = ", ".join(f"{a}/{b}" for a, b in m["kept_tokens_per_layer"])
+    console.print(f"[bold]answer ({m['method']}):[/] {escape(repr(m['answer']))}")
+    console.print(f"{m['method']}: visual tokens entering attention/MLP of each layer: {kept}; "
+                  f"visual-token GEMM work {m['work_fraction']:.1%} of dense")  # fmt: skip
+    cost = m["modeled"]
+    console.print(f"{m['method']} modeled on the {cost['accelerator']} accelerator: {cost['time_s'] * 1e3:.3f} ms "
+                  f"({dense_time_s / cost['time_s']:.2f}x vs dense), {cost['energy_mJ']:.3f} mJ")  # fmt: skip

