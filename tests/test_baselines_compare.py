@@ -30,7 +30,8 @@ def _fastv_work(kept, n=128):
 
 def test_eval_method_json_and_plot(tmp_path):
     plot = tmp_path / "cmp.png"
-    args = ["eval", "--model", str(random_model_dir()), "--questions", "4", "--batch-size", "4", "--method", "fastv", "--json", "--plot", str(plot)]
+    # 6 questions in one batch, as test_eval_cli asks: the dense programs compile once for both
+    args = ["eval", "--model", str(random_model_dir()), "--questions", "6", "--batch-size", "6", "--method", "fastv", "--json", "--plot", str(plot)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
@@ -39,7 +40,7 @@ def test_eval_method_json_and_plot(tmp_path):
     assert fastv["config"] == {"method": "fastv", "k": 2, "r": 0.5}
     assert fastv["work_fraction"] == pytest.approx(_fastv_work([128, 128, 64, 64]), rel=1e-12)
     assert fastv["accelerator"] == "dense" and fastv["latency_s"] < dense["latency_s"]
-    assert out["questions"] == 4 and plot.stat().st_size > 1000
+    assert out["questions"] == 6 and plot.stat().st_size > 1000
 
 
 def _one_line_error(result, fragment):

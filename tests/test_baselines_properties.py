@@ -15,7 +15,7 @@ from focus_jax.baselines.fastv import fastv_keep
 from focus_jax.baselines.framefusion import FrameFusionState, framefusion_merge
 from focus_jax.config import VisualGeometry
 
-SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _tokens(rng, geom, dim, noise):

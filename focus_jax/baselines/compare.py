@@ -230,14 +230,13 @@ def run_method(model, cfg, samples: Sequence, batch_size: int = 50, decode_token
         chunk = samples[start : start + batch_size]
         batch = make_batch(chunk, tok, num_video_tokens=model.config.video_token_count(frames), image_size=model.config.vision.image_size, with_answers=False)
         ids, pixels, mask = batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"]
-        tokens = runner.generate(ids, pixel_values_videos=pixels, attention_mask=mask, max_new_tokens=4)
+        if method == "dense":
+            tokens, traces = runner.generate(ids, pixel_values_videos=pixels, attention_mask=mask, max_new_tokens=4), [None] * len(chunk)
+        else:  # the trace comes from generate's own prefill
+            tokens, traced = runner.generate(ids, pixel_values_videos=pixels, attention_mask=mask, max_new_tokens=4, return_trace=True)
+            traces = [traced.to_focus_trace(i) for i in range(len(chunk))] if method == "focus" else traced
         answers += [tok.decode(row, skip_special_tokens=True).strip() for row in tokens]
         text_tokens = np.asarray(mask).sum(axis=1) - visual
-        if method == "dense":
-            traces = [None] * len(chunk)
-        else:
-            _, traced = runner.forward(ids, pixel_values_videos=pixels, attention_mask=mask, return_trace=True)
-            traces = [traced.to_focus_trace(i) for i in range(len(chunk))] if method == "focus" else traced
         for trace, n_text in zip(traces, text_tokens):
             work.append(1.0 if trace is None else trace.work_fraction())
             accelerator, t, e = price(text, trace, visual, frames, int(n_text), decode_tokens)
@@ -459,12 +458,10 @@ def method_on_prompt(model, cfg: BaselineConfig, ids, pixels, max_new_tokens: in
         "modeled": {"accelerator", "time_s", "energy_mJ"}}``; decode priced for the answer's
         length (end token included).
     """
-    runner = model.with_method(cfg)
-    tokens = np.asarray(runner.generate(ids, pixel_values_videos=pixels, max_new_tokens=max_new_tokens))[0]
+    tokens, traces = model.with_method(cfg).generate(ids, pixel_values_videos=pixels, max_new_tokens=max_new_tokens, return_trace=True)
+    tokens, trace = np.asarray(tokens)[0], traces[0]
     stops = [i for i, t in enumerate(tokens.tolist()) if t in tuple(eos)]
     length = stops[0] + 1 if stops else len(tokens)
-    _, traces = runner.forward(ids, pixel_values_videos=pixels, return_trace=True, logits_to_keep=1)
-    trace = traces[0]
     visual = trace.geometry.num_tokens
     kind, time_s, energy = price(model.config.text, trace, visual, trace.geometry.frames, int(ids.shape[1]) - visual, length)
     return {

@@ -290,7 +290,8 @@ class LlavaOnevision:
                 config's). pad_token_id: emitted after a prompt stopped (default: the
                 config's pad id, else the first eos id, else 0).
             seq_bucket: prompts are left-padded to a multiple of this length.
-            return_trace: also return the Focus ``ModelTrace`` of the prompt, recorded by
+            return_trace: also return the Focus ``ModelTrace`` of the prompt (with a
+                baseline ``method``: the list of ``MethodTrace``), recorded by
                 the same compiled prefill that fills the KV cache (no second prefill).
                 It equals ``forward(..., return_trace=True)``'s trace of the unpadded
                 batch: ``rows`` index the caller's ``input_ids``.
@@ -355,6 +356,8 @@ class LlavaOnevision:
         prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
         padding rows come first: SEC never prunes text before the visual span)."""
         records = jax.tree.map(lambda a: a[:batch], records)
+        if isinstance(plan, MethodPlan):
+            return method_traces(records, plan, self.config.text, layout.text_tokens[:batch])
         rows = np.asarray(rows)[:batch, left_pad:] - left_pad
         return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
 
