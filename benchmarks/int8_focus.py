@@ -25,11 +25,10 @@ VARIANTS = ("dense", "float_focus", "int8_focus")
 
 def run_variant(variant: str, questions: int) -> dict:
     import focus_jax
-    from focus_jax.commands.evaluate import eval_task_config
     from focus_jax.data import build_tokenizer, generate_samples, score_samples
     from focus_jax.demo_model import demo_model_dir
     from focus_jax.inference import model_focus_config
-    from focus_jax.qa_eval import EVAL_SEED, answer_questions
+    from focus_jax.qa_eval import EVAL_SEED, answer_questions, eval_task_config
     from focus_jax.quant_demo import AgreementStats, int8_sic
 
     directory = demo_model_dir()

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.baselines.hooks import MethodPlan
 from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS, jit_with_cpu_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.knobs import FocusKnobs
@@ -80,6 +81,8 @@ class LlavaOnevision:
         config: ``LlavaOnevisionConfig``.
         params: parameter pytree (JAX arrays in ``dtype``).
         focus: ``FocusConfig`` applied in prefill, or None for dense.
+        method: a baseline config (``focus_jax.baselines``: CMC, Adaptiv, FrameFusion,
+            FastV) applied in prefill instead of Focus, or None (``with_method``).
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
@@ -90,6 +93,7 @@ class LlavaOnevision:
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
         self.focus = focus
+        self.method = None
         self.dtype = jnp.dtype(dtype)
         self.mesh = mesh
         if mesh is not None:
@@ -121,7 +125,14 @@ class LlavaOnevision:
     def with_focus(self, focus: FocusConfig | None) -> "LlavaOnevision":
         """The same weights with another Focus configuration (no copy)."""
         other = object.__new__(LlavaOnevision)
-        other.__dict__.update(self.__dict__, focus=focus)
+        other.__dict__.update(self.__dict__, focus=focus, method=None)
+        return other
+
+    def with_method(self, method) -> "LlavaOnevision":
+        """The same weights running baseline ``method`` (a ``focus_jax.baselines`` config;
+        None: dense) in prefill instead of Focus (no copy)."""
+        other = self.with_focus(None)
+        other.method = method
         return other
 
     # ------------------------------------------------------------------ vision side
@@ -169,11 +180,14 @@ class LlavaOnevision:
         query = input_ids.shape[1] - (start + n_grid)
         return PromptLayout(start, query, valid - n_grid, frames)
 
-    def _plan(self, layout: PromptLayout) -> FocusPlan | None:
-        if self.focus is None or layout.frames == 0:
+    def _plan(self, layout: PromptLayout) -> FocusPlan | MethodPlan | None:
+        if (self.focus is None and self.method is None) or layout.frames == 0:
             return None
         s = self.config.pooled_side
         geom = VisualGeometry(layout.frames, s, s)
+        if self.method is not None:
+            text = self.config.text
+            return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
         return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
 
     def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
@@ -191,8 +205,10 @@ class LlavaOnevision:
         frames = 0 if videos is None else videos.shape[1]
         layout = self.layout(ids, mask, frames)
         plan = self._plan(layout)
-        if self.focus is not None and pixel_values is not None:
-            raise ValueError("Focus concentrates video prompts; pass images to a model without focus (focus=None)")
+        if (self.focus is not None or self.method is not None) and pixel_values is not None:
+            raise ValueError(
+                "Focus and the baselines concentrate video prompts; pass images to a dense model (focus=None)"
+            )
         sizes = None
         if pixel_values is not None:
             if image_sizes is None:
@@ -245,7 +261,8 @@ class LlavaOnevision:
             position_ids: ``(B, S)`` RoPE positions (default: running count of valid
                 tokens, as transformers' generate).
             return_trace: also return the Focus ``ModelTrace`` (needs ``focus``; relaxed: a
-                ``RelaxedModelTrace`` of expected counts, JAX arrays).
+                ``RelaxedModelTrace`` of expected counts, JAX arrays), or with a baseline
+                ``method`` a list of ``focus_jax.baselines.trace.MethodTrace``, one per prompt.
             logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
             knobs: ``focus_jax.FocusKnobs`` (needs ``focus``): per-layer/GEMM thresholds
                 (may be traced: no recompilation when they change) and SEC keep ratios
@@ -299,6 +316,8 @@ class LlavaOnevision:
             return logits
         if relaxed:
             return logits, RelaxedModelTrace.from_records(records, plan, self.config.text, layout.text_tokens)
+        if isinstance(plan, MethodPlan):
+            return logits, method_traces(records, plan, self.config.text, layout.text_tokens)
         return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
 
     __call__ = forward
@@ -334,7 +353,8 @@ class LlavaOnevision:
                 config's). pad_token_id: emitted after a prompt stopped (default: the
                 config's pad id, else the first eos id, else 0).
             seq_bucket: prompts are left-padded to a multiple of this length.
-            return_trace: also return the Focus ``ModelTrace`` of the prompt, recorded by
+            return_trace: also return the Focus ``ModelTrace`` of the prompt (with a
+                baseline ``method``: the list of ``MethodTrace``), recorded by
                 the same compiled prefill that fills the KV cache (no second prefill).
                 It equals ``forward(..., return_trace=True)``'s trace of the unpadded
                 batch: ``rows`` index the caller's ``input_ids``.
@@ -403,6 +423,8 @@ class LlavaOnevision:
         prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
         padding rows come first: SEC never prunes text before the visual span)."""
         records = jax.tree.map(lambda a: a[:batch], records)
+        if isinstance(plan, MethodPlan):
+            return method_traces(records, plan, self.config.text, layout.text_tokens[:batch])
         rows = np.asarray(rows)[:batch, left_pad:] - left_pad
         return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
 
@@ -584,6 +606,31 @@ def _decode_jit(
     out = jnp.full((b, capacity), pad, jnp.int32)
     state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
     return lax.while_loop(cond, body, state)[-1]
+
+
+def method_traces(records: dict, plan: MethodPlan, text, text_tokens) -> list:
+    """One ``MethodTrace`` per prompt from a baseline prefill's records."""
+    from focus_jax.baselines.trace import MethodTrace
+
+    host = jax.device_get(records)
+    kept = np.asarray(host["kept"])
+    sparsity = plan.layer_sparsity(host)
+    model = {
+        "num_layers": text.num_layers, "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
+        "num_heads": text.num_heads, "num_kv_heads": text.num_kv_heads, "head_dim": text.head_dim,
+    }  # fmt: skip
+    return [
+        MethodTrace(
+            plan.method,
+            plan.config.to_dict(),
+            plan.geometry,
+            model,
+            int(text_tokens[i]),
+            kept[i],
+            None if sparsity is None else sparsity[i],
+        )
+        for i in range(kept.shape[0])
+    ]
 
 
 def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> LlavaOnevision:
