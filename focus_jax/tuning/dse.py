@@ -35,18 +35,18 @@ from costmodel.corrections import PAPER
 from costmodel.ops import EXACT
 
 __all__ = [
-    "DSE_POINT",
-    "DSE_M_TILES",
-    "DSE_VECTOR_SIZES",
     "DSE_BLOCKS",
-    "DSE_SCATTER_VECTORS",
     "DSE_FILES",
+    "DSE_M_TILES",
+    "DSE_POINT",
+    "DSE_SCATTER_VECTORS",
+    "DSE_VECTOR_SIZES",
     "Candidate",
-    "parse_block",
-    "dse_candidates",
     "DsePoint",
+    "dse_candidates",
     "dse_sweeps",
     "full_factorial_size",
+    "parse_block",
 ]
 
 #: The (model, dataset) of the paper's DSE.

@@ -33,7 +33,7 @@ import optax
 import costmodel as cm
 from focus_jax.tuning.dse import Candidate
 
-__all__ = ["OBJECTIVES", "HardwareSpace", "Pricer", "HardwareResult", "tune_hardware", "grid_search", "random_search"]
+__all__ = ["OBJECTIVES", "HardwareResult", "HardwareSpace", "Pricer", "grid_search", "random_search", "tune_hardware"]
 
 OBJECTIVES = ("latency", "energy", "edp")
 
@@ -85,7 +85,7 @@ class HardwareSpace:
     def values(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """The valid values of (m-tile, scatter vectors, gather block)."""
         lo, hi = self.m_tile
-        ms = tuple(2**k for k in range(int(math.ceil(math.log2(lo))), int(math.floor(math.log2(hi))) + 1))
+        ms = tuple(2**k for k in range(math.ceil(math.log2(lo)), math.floor(math.log2(hi)) + 1))
         return ms, tuple(range(self.scatter_vectors[0], self.scatter_vectors[1] + 1)), tuple(
             range(self.gather_block[0], self.gather_block[1] + 1)
         )
