@@ -133,7 +133,9 @@ def _dse_comparison(candidates: list[Candidate], tuned: HardwareResult, objectiv
             sweeps[p.sweep] = {"value": p.value, "latency_s": t, "energy_mJ": e, "edp": t * e,
                                "published_edp": p.published_edp}
     published = [p.published_edp for p in points if p.published_edp is not None]
+    paper = cm.simulate(tuned.hardware(candidates), candidates[tuned.candidate].workload, mode="paper")
     return {
+        "tuned_paper_mode_edp": paper.time_s * paper.energy_total_mJ,
         "full_factorial_evaluations": dse.full_factorial_size(),
         "sweeps": sweeps,
         "tuned_edp": tuned.edp,
