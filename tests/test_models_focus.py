@@ -178,7 +178,7 @@ def test_focus_kv_cache_holds_kept_tokens_and_decode_runs():
     model = tiny.jax_model().with_focus(FocusConfig(sic=False, sec_layers=(1, 2), sec_alphas=(0.5, 0.25)))
     ids, mask, _, videos = tiny.video_prompts(2, seed=19)
     arrays, _, plan, _ = model._inputs(ids, mask, None, None, videos, None)
-    _, caches = _prefill_jit(model.params, **arrays, cfg=model.config, image_sizes=None, plan=plan, cache_extra=32)
+    _, caches, *_ = _prefill_jit(model.params, **arrays, cfg=model.config, image_sizes=None, plan=plan, cache_extra=32)
     s = ids.shape[1]  # layers 0-1 see every token; layer 2 the 32 kept after layer 1; layer 3 the 16 after layer 2
     assert [c.k.shape[:3] for c in caches] == [(2, 2, s + 32), (1, 2, s - 32 + 32), (1, 2, s - 48 + 32)]
     out = model.generate(ids, pixel_values_videos=videos, attention_mask=mask, max_new_tokens=3, eos_token_id=[], seq_bucket=1)
@@ -226,3 +226,29 @@ def test_focus_refuses_image_prompts_and_trace_without_focus():
         tiny.jax_model().forward(vids[0], pixel_values_videos=vids[3], return_trace=True)
     with pytest.raises(ValueError, match="contiguous video tokens"):
         tiny.jax_model().forward(vids[0][:, :-20], pixel_values_videos=vids[3])
+
+
+def test_generate_returns_the_forward_trace_from_its_one_prefill():
+    """``generate(..., return_trace=True)``: the trace ``forward`` gives on the same prompts,
+    recorded by the one compiled prefill that fills the KV cache. Bit-identical when
+    generate adds no padding (a power-of-two batch, ``seq_bucket=1``): padding changes the
+    shapes and so the float rounding, which can flip near-tie candidate choices."""
+    import chex
+
+    from focus_jax.models.llava_onevision.model import _forward_jit, _prefill_jit
+
+    model = tiny.jax_model().with_focus(FocusConfig(similarity_threshold=0.55, vector_size=16, sec_layers=(1,), sec_alphas=(0.5,)))
+    ids, mask, _, videos = tiny.video_prompts(2, seed=23)  # two prompts of different lengths, left-padded
+    kwargs = dict(pixel_values_videos=videos, attention_mask=mask, max_new_tokens=2, eos_token_id=[], seq_bucket=1)
+    compiles = _prefill_jit._cache_size(), _forward_jit._cache_size()
+    tokens, trace = model.generate(ids, return_trace=True, **kwargs)
+    assert (_prefill_jit._cache_size() - compiles[0], _forward_jit._cache_size() - compiles[1]) == (1, 0)  # one prefill compile
+    np.testing.assert_array_equal(tokens, model.generate(ids, **kwargs))
+    _, ref = model.forward(ids, pixel_values_videos=videos, attention_mask=mask, return_trace=True)
+    assert trace.plan == ref.plan and trace.model == ref.model and sorted(trace.gemms) == sorted(ref.gemms)
+    chex.assert_trees_all_equal(trace.gemms, ref.gemms)
+    np.testing.assert_array_equal(trace.rows, ref.rows)
+    np.testing.assert_array_equal(trace.text_tokens, ref.text_tokens)
+    assert any(z.any() for z, _, _ in trace.gemms.values()) and any(s.any() for _, s, _ in trace.gemms.values())
+    with pytest.raises(ValueError, match="return_trace"):
+        tiny.jax_model().generate(ids, return_trace=True, **kwargs)

@@ -233,7 +233,7 @@ class LlavaOnevision:
         arrays, layout, plan, sizes = self._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
         if return_trace and plan is None:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
-        logits, rows, records = _forward_jit(
+        logits, rows, records, _ = _forward_jit(
             self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, return_records=return_trace, logits_to_keep=logits_to_keep
         )
         if not return_trace:
@@ -258,7 +258,8 @@ class LlavaOnevision:
         eos_token_id=None,
         pad_token_id: int | None = None,
         seq_bucket: int = 64,
-    ) -> np.ndarray:
+        return_trace: bool = False,
+    ):
         """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
         configured), then a jitted ``lax.while_loop`` of decode steps.
 
@@ -272,12 +273,17 @@ class LlavaOnevision:
                 config's). pad_token_id: emitted after a prompt stopped (default: the
                 config's pad id, else the first eos id, else 0).
             seq_bucket: prompts are left-padded to a multiple of this length.
+            return_trace: also return the Focus ``ModelTrace`` of the prompt, recorded by
+                the same compiled prefill that fills the KV cache (no second prefill).
+                It equals ``forward(..., return_trace=True)``'s trace of the unpadded
+                batch: ``rows`` index the caller's ``input_ids``.
 
         Returns:
-            ``(B, max_new_tokens)`` int32 numpy array of new tokens.
+            ``(B, max_new_tokens)`` int32 numpy array of new tokens, or ``(tokens, trace)``.
 
         Raises:
-            ValueError: bad sampling parameters or inputs (see ``forward``).
+            ValueError: bad sampling parameters or inputs (see ``forward``), or a trace
+                requested from a dense model.
         """
         if not max_new_tokens >= 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -300,8 +306,12 @@ class LlavaOnevision:
         if pixel_values is not None and extra:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
         arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
+        if return_trace and plan is None:
+            raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
         capacity = _bucket(max_new_tokens, 32)  # KV-cache slots (and output width) in buckets: fewer compilations
-        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=capacity)
+        last_logits, caches, rows, records = _prefill_jit(
+            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, cache_extra=capacity, return_records=return_trace
+        )
         next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
         tokens = _decode_jit(
             self.params,
@@ -318,7 +328,18 @@ class LlavaOnevision:
             eos=eos,
             pad=int(pad),
         )
-        return np.asarray(tokens)[:b, :max_new_tokens]
+        tokens = np.asarray(tokens)[:b, :max_new_tokens]
+        if not return_trace:
+            return tokens
+        return tokens, self._unpadded_trace(records, plan, layout, rows, b, s_pad - s)
+
+    def _unpadded_trace(self, records, plan, layout, rows, batch: int, left_pad: int) -> ModelTrace:
+        """The trace of ``generate``'s padded prefill restricted to the caller's ``batch``
+        prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
+        padding rows come first: SEC never prunes text before the visual span)."""
+        records = jax.tree.map(lambda a: a[:batch], records)
+        rows = np.asarray(rows)[:batch, left_pad:] - left_pad
+        return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -352,17 +373,28 @@ _STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")
 
 @functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
 def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    """Logits, kept rows and SIC records of one prefill.
+
+    A traced forward also returns the KV caches (the caller drops them): XLA then compiles
+    the layers exactly as in ``_prefill_jit``, whose caches feed decoding, so the two
+    programs take bit-identical SIC decisions and ``generate``'s trace equals ``forward``'s
+    (without the caches XLA fuses the layer bodies differently and near-tie candidates can
+    flip).
+    """
     logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static)
-    return logits, out.rows, out.records
+    return logits, out.rows, out.records, out.caches if static["return_records"] else ()
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "image_sizes", "plan", "cache_extra"), compiler_options=_compiler_options())
-def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, cache_extra):
+@functools.partial(
+    jax.jit, static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"), compiler_options=_compiler_options()
+)
+def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, cache_extra, return_records=False):
+    """Prefill for ``generate``: last-row logits, KV caches and (``return_records``) the trace."""
     logits, out = _forward(
         params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos,
-        cfg=cfg, image_sizes=image_sizes, plan=plan, return_records=False, logits_to_keep=1, cache_extra=cache_extra,
+        cfg=cfg, image_sizes=image_sizes, plan=plan, return_records=return_records, logits_to_keep=1, cache_extra=cache_extra,
     )  # fmt: skip
-    return logits[:, 0].astype(jnp.float32), out.caches
+    return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
 
 
 def _top_p_filter(logits, top_p):
