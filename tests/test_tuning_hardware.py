@@ -123,3 +123,30 @@ def test_cli_bad_input_is_one_line(args, message):
     result = CliRunner().invoke(app, ["tune", "--hardware-only", "--no-baselines", *args])
     assert result.exit_code == 1
     assert "error:" in result.output and message in result.output and "Traceback" not in result.output
+
+
+def test_tunable_focus_starts_at_the_config_and_stays_in_bounds():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from focus_jax.config import FocusConfig
+    from focus_jax.tuning.hardware import adam
+    from focus_jax.tuning.knobs import TunableFocus, train_step
+
+    cfg = FocusConfig(similarity_threshold=0.95, sec_layers=(1, 3), sec_alphas=(0.5, 0.25))
+    shapes = {}
+    for granularity in ("global", "layer", "layer_gemm"):
+        knobs = TunableFocus(cfg, 4, granularity, threshold_bounds=(0.8, 1.0), keep_bounds=(0.05, 1.0))
+        out = knobs()
+        np.testing.assert_allclose(out["similarity_threshold"], np.full((4, 5), 0.95), atol=1e-5)
+        np.testing.assert_allclose(out["sec_keep"], [0.5, 0.25], atol=1e-5)
+        shapes[granularity] = knobs.threshold_logit[...].shape
+    assert shapes == {"global": (), "layer": (4, 1), "layer_gemm": (4, 5)}
+    # ordinary Flax training: push every threshold down and every keep ratio up, far past the bounds
+    opt = nnx.Optimizer(knobs, adam(1.0), wrt=nnx.Param)
+    for _ in range(50):
+        train_step(opt, knobs, lambda k: jnp.sum(k()["similarity_threshold"]) - jnp.sum(k()["sec_keep"]))
+    t, keep = np.asarray(knobs()["similarity_threshold"]), np.asarray(knobs()["sec_keep"])
+    assert np.all(t >= 0.8) and np.all(t < 0.81) and np.all(keep <= 1.0) and np.all(keep > 0.99)
+    with pytest.raises(ValueError, match="outside the bounds"):
+        TunableFocus(cfg, 4, threshold_bounds=(0.96, 1.0))

@@ -141,13 +141,30 @@ def _exact_fn(mode: str):
 
 
 @functools.cache
-def _relaxed_fn(objective: str, temperature: float):
-    def loss(coords, base, wl):
-        hw = base.replace(m_tile=2.0 ** coords[0], scatter_vectors=coords[1], gather_block=2.0 ** coords[2])
-        r = cm.evaluate(hw, wl, mode="relaxed", temperature=temperature)
-        return jnp.log(objective_value(objective, r.time_s, r.energy_total_mJ))
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """``optax.adam``, one object per learning rate: ``nnx.jit`` caches compiled steps by the
+    optimiser's structure, which holds the transformation (a new one would recompile)."""
+    return optax.adam(learning_rate)
 
-    return jax.jit(jax.value_and_grad(loss))
+
+@functools.cache
+def _relaxed_step(objective: str, temperature: float, learning_rate: float):
+    """A jitted ``nnx`` training step of a ``TunableHardware`` on ``log objective`` in relaxed mode."""
+    from flax import nnx
+
+    from focus_jax.tuning.knobs import train_step
+
+    @nnx.jit
+    def step(module, optimizer, base, wl):
+        def loss(m):
+            r = cm.evaluate(m(base), wl, mode="relaxed", temperature=temperature)
+            return jnp.log(objective_value(objective, r.time_s, r.energy_total_mJ))
+
+        value = train_step(optimizer, module, loss)
+        module.clip()
+        return value
+
+    return step
 
 
 def _stack(trees):
@@ -258,8 +275,8 @@ def tune_hardware(
 
     1. Price ``start`` (rounded into ``space``) exactly on every candidate; keep the
        ``top_k`` best.
-    2. On each kept candidate, ``steps`` Adam steps on ``log objective`` in relaxed mode over
-       the coordinates ``(log2 m_tile, scatter_vectors, log2 gather_block)``, clipped to the
+    2. On each kept candidate, ``steps`` Adam steps (an ``nnx.Optimizer`` over a
+       ``knobs.TunableHardware``) on ``log objective`` in relaxed mode over the coordinates ``(log2 m_tile, scatter_vectors, log2 gather_block)``, clipped to the
        bounds; every ``round_every`` steps and at the end the point is rounded, priced
        exactly, and the search continues from the rounded point.
     3. Coordinate polish of the best exact design over ``space.neighbours`` until no
@@ -284,6 +301,10 @@ def tune_hardware(
         raise ValueError("tune_hardware needs at least one candidate")
     if steps < 1 or top_k < 1 or round_every < 1 or not learning_rate > 0:
         raise ValueError("steps, top_k and round_every must be >= 1 and the learning rate positive")
+    from flax import nnx
+
+    from focus_jax.tuning.knobs import TunableHardware
+
     began = time.perf_counter()
     pricer = Pricer(candidates, objective, mode)
     start = space.round(space.to_coords(*start))
@@ -292,27 +313,23 @@ def tune_hardware(
     best = (order[0], *start)
     relaxed_evals = 0
     trajectory = []
-    lo, hi = space.bounds()
-    opt = optax.adam(learning_rate)
-    vg = _relaxed_fn(objective, float(temperature))
+    step_fn = _relaxed_step(objective, float(temperature), float(learning_rate))
     for i in order:
         cand = candidates[i]
         base, wl = cand.hardware(), cand.workload
-        x = jnp.asarray(space.to_coords(*start), jnp.float32)
-        state = opt.init(x)
+        module = TunableHardware(space, start)
+        optimizer = nnx.Optimizer(module, adam(float(learning_rate)), wrt=nnx.Param)
         for step in range(steps):
-            value, grad = vg(x, base, wl)
+            value = step_fn(module, optimizer, base, wl)
             relaxed_evals += 1
-            updates, state = opt.update(grad, state, x)
-            x = jnp.clip(optax.apply_updates(x, updates), lo, hi)
             entry = {"candidate": i, "step": step, "relaxed": float(jnp.exp(value))}
             if (step + 1) % round_every == 0 or step == steps - 1:
-                design = (i, *space.round(np.asarray(x)))
+                design = (i, *module.rounded())
                 entry["design"] = design[1:]
                 entry["exact"] = float(pricer.price([design])[0, 2])
                 if pricer.cache[design][2] < pricer.cache[best][2]:
                     best = design
-                x = jnp.asarray(space.to_coords(*design[1:]), jnp.float32)  # DOSA: continue from the rounded point
+                module.set(design[1:])  # DOSA: continue from the rounded point
             trajectory.append(entry)
             if on_step is not None:
                 on_step(entry)

@@ -40,8 +40,8 @@ __all__ = [
     "CALIBRATION_SEED",
     "MODEL_SPACE",
     "CalibrationSet",
-    "ModelPoint",
     "ModelEvaluator",
+    "ModelPoint",
     "grid_configs",
     "search_objective",
 ]
@@ -71,7 +71,7 @@ class CalibrationSet:
     seed: int
 
     @classmethod
-    def build(cls, model_config, count: int, seed: int = CALIBRATION_SEED, batch_size: int = 64, task=None) -> "CalibrationSet":
+    def build(cls, model_config, count: int, seed: int = CALIBRATION_SEED, batch_size: int = 64, task=None) -> CalibrationSet:
         """``count`` questions of ``seed`` for a model of ``model_config`` (``LlavaOnevisionConfig``).
 
         Args:
