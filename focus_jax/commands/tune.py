@@ -17,7 +17,9 @@ from rich.table import Table
 
 def tune(
     hardware_only: bool = typer.Option(False, "--hardware-only", help="Tune the accelerator only, for a workload (no weights)."),
-    model: str = typer.Option("llava_vid", "--model", help="Hardware-only: llava_vid (the paper's DSE), any costmodel model name."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model directory (default: the embedded demo model); hardware-only: a costmodel model name (llava_vid)."
+    ),
     seq_len: int | None = typer.Option(None, "--seq-len", help="Hardware-only: visual tokens T (default 11648)."),
     trace: str | None = typer.Option(None, "--trace", help="Hardware-only: a focus-jax trace (.npz) as the workload."),
     sparsity: float | None = typer.Option(None, "--sparsity", help="Hardware-only: similar-vector fraction instead of the DSE."),
@@ -25,6 +27,11 @@ def tune(
     steps: int = typer.Option(24, "--steps", help="Gradient steps (per descended candidate)."),
     seed: int = typer.Option(0, "--seed", help="Seed (random-search baseline)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the grid and random searches."),
+    lambdas: list[float] = typer.Option(  # noqa: B008
+        [1.0], "--lambda", help="Weight of the modeled cost (relative to the shipped one); repeatable."
+    ),
+    calibration: int = typer.Option(64, "--calibration", help="Calibration questions (and as many held-out ones)."),
+    pareto: str | None = typer.Option(None, "--pareto", help="Draw held-out accuracy vs modeled cost to this PNG."),
     out: str = typer.Option("design.json", "--out", help="Design file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
@@ -36,9 +43,45 @@ def tune(
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
-    if not hardware_only:
-        raise InputError("the model path needs the relaxed Focus model (FocusKnobs); use --hardware-only for now")
-    _tune_hardware(model, seq_len, Path(trace) if trace else None, sparsity, objective, steps, seed, baselines, Path(out), as_json)
+    if hardware_only:
+        _tune_hardware(model or "llava_vid", seq_len, Path(trace) if trace else None, sparsity, objective, steps, seed, baselines,
+                       Path(out), as_json)
+        return
+    if trace or sparsity is not None or seq_len is not None:
+        raise InputError("--trace, --sparsity and --seq-len describe a workload: they need --hardware-only")
+    if calibration < 1 or any(not lam >= 0 for lam in lambdas):
+        raise InputError("--calibration must be >= 1 and every --lambda >= 0")
+    _tune_model(model, objective, lambdas, calibration, seed, baselines, Path(out), Path(pareto) if pareto else None, as_json)
+
+
+def _tune_model(model_dir, objective, lambdas, calibration, seed, baselines, out, pareto, as_json) -> None:
+    from focus_jax.demo_model import demo_model_dir, read_focus_config
+    from focus_jax.models.llava_onevision.model import from_pretrained
+    from focus_jax.tuning.model import data_mesh
+    from focus_jax.tuning.model_job import run_model_search
+
+    directory = Path(model_dir) if model_dir else demo_model_dir()
+    model = from_pretrained(directory, focus=read_focus_config(directory), mesh=data_mesh())
+    console = Console(stderr=as_json)
+    with Progress(TextColumn("[bold]tune[/]"), BarColumn(), TextColumn("{task.completed} model evaluations"),
+                  console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("", total=None)
+        report = run_model_search(model, objective, lambdas, calibration, seed, baselines, out=out, pareto=pareto,
+                                  on_eval=lambda n: progress.update(task, completed=n))
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"Focus tuning on {escape(str(directory.name))} ({objective}; held-out accuracy, corrected mode)")
+    for col in ("configuration", "held-out acc.", "KL (calib.)", "latency (ms)", "energy (mJ)", "m/scatter/gather",
+                "paper-hw latency (ms)"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    rows = [("shipped", report["baseline"]), ("paper schedule", report["paper_schedule"]), ("best found", report["best"])]
+    for name, f in rows:
+        table.add_row(name, f"{100 * f['accuracy']:.1f} %", f"{f['kl']:.4f}", f"{1e3 * f['latency_s']:.4f}", f"{f['energy_mJ']:.4f}",
+                      "/".join(map(str, f["design"])), f"{1e3 * f['paper_hardware']['latency_s']:.4f}")
+    console.print(table)
+    console.print(f"{report['evaluations']} model evaluations; wrote {escape(str(report.get('design')))}"
+                  + (f" and {escape(report['pareto'])}" if "pareto" in report else ""))
 
 
 def _tune_hardware(model, seq_len, trace, sparsity, objective, steps, seed, baselines, out, as_json) -> None:
