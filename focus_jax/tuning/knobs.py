@@ -99,6 +99,14 @@ class TunableFocus(nnx.Module):
         alphas = np.asarray(cfg.sec_alphas, np.float64)
         self.keep_logit = nnx.Param(jnp.asarray(_logit((alphas - klo) / (khi - klo)), jnp.float32).reshape(-1))
 
+    def set(self, cfg: FocusConfig) -> None:
+        """Move every threshold to ``cfg``'s and the keep ratios to its SEC alphas (clipped into the bounds)."""
+        (tlo, thi), (klo, khi) = self.threshold_bounds, self.keep_bounds
+        thr = np.clip(cfg.similarity_threshold, tlo, thi)
+        self.threshold_logit[...] = jnp.full(self.threshold_logit[...].shape, _logit((thr - tlo) / (thi - tlo)), jnp.float32)
+        alphas = np.clip(np.asarray(cfg.sec_alphas, np.float64), klo, khi)
+        self.keep_logit[...] = jnp.asarray(_logit((alphas - klo) / (khi - klo)), jnp.float32).reshape(-1)
+
     def thresholds(self) -> jax.Array:
         """``(L, 5)`` float32 thresholds."""
         lo, hi = self.threshold_bounds
