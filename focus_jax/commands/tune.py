@@ -51,10 +51,10 @@ def tune(
         raise InputError("--trace, --sparsity and --seq-len describe a workload: they need --hardware-only")
     if calibration < 1 or any(not lam >= 0 for lam in lambdas):
         raise InputError("--calibration must be >= 1 and every --lambda >= 0")
-    _tune_model(model, objective, lambdas, calibration, seed, baselines, Path(out), Path(pareto) if pareto else None, as_json)
+    _tune_model(model, objective, lambdas, steps, calibration, seed, baselines, Path(out), Path(pareto) if pareto else None, as_json)
 
 
-def _tune_model(model_dir, objective, lambdas, calibration, seed, baselines, out, pareto, as_json) -> None:
+def _tune_model(model_dir, objective, lambdas, steps, calibration, seed, baselines, out, pareto, as_json) -> None:
     from focus_jax.demo_model import demo_model_dir, read_focus_config
     from focus_jax.models.llava_onevision.model import from_pretrained
     from focus_jax.tuning.model import data_mesh
@@ -66,7 +66,7 @@ def _tune_model(model_dir, objective, lambdas, calibration, seed, baselines, out
     with Progress(TextColumn("[bold]tune[/]"), BarColumn(), TextColumn("{task.completed} model evaluations"),
                   console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("", total=None)
-        report = run_model_search(model, objective, lambdas, calibration, seed, baselines, out=out, pareto=pareto,
+        report = run_model_search(model, objective, lambdas, calibration, seed, baselines, out=out, pareto=pareto, steps=steps,
                                   on_eval=lambda n: progress.update(task, completed=n))
     if as_json:
         print(json.dumps(report))
@@ -75,13 +75,17 @@ def _tune_model(model_dir, objective, lambdas, calibration, seed, baselines, out
     for col in ("configuration", "held-out acc.", "KL (calib.)", "latency (ms)", "energy (mJ)", "m/scatter/gather",
                 "paper-hw latency (ms)"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
-    rows = [("shipped", report["baseline"]), ("paper schedule", report["paper_schedule"]), ("best found", report["best"])]
+    rows = [("shipped", report["baseline"]), ("paper schedule", report["paper_schedule"]),
+            (f"tuned (lambda {report['lambda']:g})", report["tuned"]), ("grid best", report["grid"]), ("random best", report["random"])]
     for name, f in rows:
+        if f is None:
+            continue
         table.add_row(name, f"{100 * f['accuracy']:.1f} %", f"{f['kl']:.4f}", f"{1e3 * f['latency_s']:.4f}", f"{f['energy_mJ']:.4f}",
                       "/".join(map(str, f["design"])), f"{1e3 * f['paper_hardware']['latency_s']:.4f}")
     console.print(table)
-    console.print(f"{report['evaluations']} model evaluations; wrote {escape(str(report.get('design')))}"
-                  + (f" and {escape(report['pareto'])}" if "pareto" in report else ""))
+    console.print(f"tuned with {report['evaluations']} model evaluations; to score as well the grid needs "
+                  f"{report['grid_evaluations']} of {report['grid_size']}, random search {report['random_evaluations']} (median)")
+    console.print(f"wrote {escape(str(report.get('design')))}" + (f" and {escape(report['pareto'])}" if "pareto" in report else ""))
 
 
 def _tune_hardware(model, seq_len, trace, sparsity, objective, steps, seed, baselines, out, as_json) -> None:

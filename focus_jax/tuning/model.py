@@ -185,14 +185,15 @@ class ModelEvaluator:
         self.space = space
         self.evaluations = 0
         self.cache: dict[FocusConfig, ModelPoint] = {}
+        self._models: dict[FocusConfig, object] = {}
         dense = model.with_focus(None)
         self.dense_logp = np.concatenate([_log_softmax(np.asarray(self._last_logits(dense, b), np.float64)) for b in calibration.batches])
         self.reference_passes = 1
 
     @staticmethod
-    def _last_logits(model, batch, trace: bool = False):
+    def _last_logits(model, batch, trace: bool = False, knobs=None):
         out = model.forward(batch["input_ids"], pixel_values_videos=batch["pixel_values_videos"],
-                            attention_mask=batch["attention_mask"], return_trace=trace, logits_to_keep=1)
+                            attention_mask=batch["attention_mask"], return_trace=trace, logits_to_keep=1, knobs=knobs)
         if trace:
             return np.asarray(out[0])[:, -1], out[1]
         return np.asarray(out)[:, -1]
@@ -204,10 +205,16 @@ class ModelEvaluator:
         """Forward pass over the calibration set with ``cfg`` (one evaluation) and its costs."""
         if cfg in self.cache:
             return self.cache[cfg]
-        focus_model = self.model.with_focus(cfg)
+        from focus_jax.knobs import FocusKnobs
+
+        # the threshold travels in the knobs (traced): one compile per SEC schedule, not per threshold
+        static = cfg.replace(similarity_threshold=1.0)
+        if static not in self._models:
+            self._models[static] = self.model.with_focus(static)
+        knobs = FocusKnobs.from_config(cfg, self.model.config.text.num_layers)
         logits, traces = [], []
         for b in self.calibration.batches:
-            lg, tr = self._last_logits(focus_model, b, trace=True)
+            lg, tr = self._last_logits(self._models[static], b, trace=True, knobs=knobs)
             logits.append(np.asarray(lg, np.float64))
             traces += [tr.to_focus_trace(i) for i in range(tr.batch_size)]
         self.evaluations += 1

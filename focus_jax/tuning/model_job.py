@@ -134,68 +134,105 @@ def _figures(point: ModelPoint, held: ModelPoint | None) -> dict:
 
 
 def run_model_search(model, objective: str = "latency", lambdas: Sequence[float] = (1.0,), calibration: int = 64,
-                     seed: int = 0, baselines: bool = True, random_budget: int | None = None, out: Path | None = None,
-                     pareto: Path | None = None, thresholds=GRID_THRESHOLDS, keeps=GRID_KEEPS, on_eval=None) -> dict:
-    """Reference points, grid and random search on a model, held-out check, design file, Pareto plot.
+                     seed: int = 0, baselines: bool = True, out: Path | None = None, pareto: Path | None = None,
+                     steps: int = 20, heldout: int | None = None, thresholds=GRID_THRESHOLDS, keeps=GRID_KEEPS,
+                     tuner_options: dict | None = None, on_eval=None) -> dict:
+    """Gradient co-tuning per lambda, the reference points, grid and random search, held-out check,
+    design file and Pareto plot.
 
     Args:
-        model: a ``LlavaOnevision`` (load it with ``mesh=data_mesh()`` to split the batch over
-            every device); its calibration and held-out sets have ``calibration`` questions each.
-        objective: ``latency``, ``energy`` or ``edp``; lambdas: the trade-off weights.
-        random_budget: random-search evaluations (default a tenth of the grid).
-        out: design file of the best point found (None: not written).
-        pareto: PNG path (None: no plot).
-        on_eval: called with the number of calibration evaluations after each one.
+        model: a ``LlavaOnevision`` with its shipped ``focus`` (load it with
+            ``mesh=model.data_mesh()`` to split the batch over every device).
+        objective: ``latency``, ``energy`` or ``edp``; lambdas: trade-off weights (the cost
+            term is ``lambda x cost / shipped cost``).
+        calibration, heldout: questions of each set (held-out default: as many).
+        steps: gradient steps per lambda (``focus_tuner.tune_focus``; ``tuner_options`` more).
+        baselines: run the grid and random search (same space, same objective).
+        out: design file of the chosen tuned point: the cheapest whose held-out accuracy is
+            within 0.5 points of the shipped configuration's, else the first lambda's.
+        pareto: PNG of held-out accuracy vs modeled cost (None: no plot).
+        on_eval: progress callback (evaluations so far).
 
     Returns:
-        The ``--json`` object (see the command).
+        The ``--json`` object: ``evaluations`` (the chosen run's), ``grid_evaluations`` /
+        ``random_evaluations`` (model evaluations the grid, in enumeration order, and random
+        search, median of 10 seeds, need to score as well as it; None: never),
+        ``tuned`` / ``baseline`` / ``paper_schedule`` / ``grid`` / ``random`` figures,
+        ``lambdas`` (per-lambda details), ``design``, ``pareto``.
     """
     from focus_jax.design import Design, HardwareDesign
     from focus_jax.qa_eval import EVAL_SEED
+    from focus_jax.tuning.focus_tuner import tune_focus
     from focus_jax.tuning.model import CalibrationSet
 
-    cal = ModelEvaluator(model, CalibrationSet.build(model.config, calibration), objective)
-    held = ModelEvaluator(model, CalibrationSet.build(model.config, calibration, seed=EVAL_SEED), objective)
     shipped_cfg = model.focus
     if shipped_cfg is None:
         raise ValueError("the model has no Focus configuration to start from (focus_config.json)")
+    cal = ModelEvaluator(model, CalibrationSet.build(model.config, calibration), objective)
+    held = ModelEvaluator(model, CalibrationSet.build(model.config, heldout or calibration, seed=EVAL_SEED), objective)
     paper_cfg = paper_schedule(model.config.text.num_layers)
-    counted = _counting(cal, on_eval)
-    shipped, paper = counted(shipped_cfg), counted(paper_cfg)
+    shipped, paper = cal.evaluate(shipped_cfg), cal.evaluate(paper_cfg)
     reference = shipped.cost(objective)
-    result = {"objective": objective, "calibration": calibration, "held_out": calibration,
-              "dense_accuracy": held.dense_accuracy(), "lambdas": {}}
-    series = {"shipped": [(shipped.cost(objective), held.evaluate(shipped_cfg).accuracy)],
-              "paper schedule": [(paper.cost(objective), held.evaluate(paper_cfg).accuracy)]}
-    best_overall = shipped
+
+    def acc(point):
+        return held.evaluate(point.focus).accuracy
+
+    series = {"shipped": [(shipped.cost(objective), acc(shipped))], "paper schedule": [(paper.cost(objective), acc(paper))]}
+    runs = {}
     for lam in lambdas:
-        entry = {"baseline": _figures(shipped, held.evaluate(shipped_cfg))}
+        tuned = tune_focus(cal, objective, lam, reference, steps=steps, on_step=lambda e: on_eval and on_eval(cal.evaluations),
+                           **(tuner_options or {}))
+        entry = {"evaluations": tuned.evaluations, "score": tuned.score, "stopped_early": tuned.stopped_early,
+                 "tuned": _figures(tuned.best, held.evaluate(tuned.best.focus)), "trajectory": list(tuned.trajectory)}
         if baselines:
-            budget = random_budget or max(1, len(thresholds) * len(keeps) // 10)
-            grid, rand = grid_and_random(_Counted(cal, on_eval), shipped_cfg, objective, lam, reference, budget, seed,
-                                         thresholds, keeps)
-            entry["grid"] = _figures(grid.best, held.evaluate(grid.best.focus))
-            entry["random"] = _figures(rand.best, held.evaluate(rand.best.focus))
-            entry["grid_evaluations"] = grid.evaluations
-            entry["random_evaluations"] = rand.evaluations
-            series.setdefault("grid", []).extend((p.cost(objective), held.evaluate(p.focus).accuracy) for p in grid.points)
-            if search_objective(grid.best, objective, lam, reference) < search_objective(best_overall, objective, lam, reference):
-                best_overall = grid.best
-        result["lambdas"][str(lam)] = entry
-    result["evaluations"] = cal.evaluations
-    result["baseline"] = _figures(shipped, held.evaluate(shipped_cfg))
-    result["paper_schedule"] = _figures(paper, held.evaluate(paper_cfg))
-    result["best"] = _figures(best_overall, held.evaluate(best_overall.focus))
+            grid, rand = grid_and_random(cal, shipped_cfg, objective, lam, reference, tuned.evaluations, seed, thresholds, keeps)
+            reaches = []
+            for s in range(seed, seed + 10):
+                order = np.random.default_rng(s).permutation(grid.evaluations)
+                r = SearchRun("random", tuple(grid.points[i] for i in order), tuple(grid.scores[i] for i in order))
+                reaches.append(r.evaluations_to_reach(tuned.score) or grid.evaluations)
+            entry |= {"grid_size": grid.evaluations, "grid_evaluations": grid.evaluations_to_reach(tuned.score),
+                      "random_evaluations": float(np.median(reaches)),
+                      "grid": _figures(grid.best, held.evaluate(grid.best.focus)),
+                      "random": _figures(rand.best, held.evaluate(rand.best.focus))}
+            series.setdefault("grid", []).extend((p.cost(objective), acc(p)) for p in grid.points)
+            series.setdefault("random search", []).extend((p.cost(objective), acc(p)) for p in rand.points)
+        series.setdefault("tuned (lambda sweep)", []).append((tuned.best.cost(objective), acc(tuned.best)))
+        runs[lam] = (tuned, entry)
+        if on_eval is not None:
+            on_eval(cal.evaluations)
+    baseline = _figures(shipped, held.evaluate(shipped_cfg))
+    ok = [lam for lam, (t, e) in runs.items() if e["tuned"]["accuracy"] >= baseline["accuracy"] - 0.005]
+    chosen = min(ok, key=lambda lam: runs[lam][0].best.cost(objective)) if ok else next(iter(runs))
+    tuned, entry = runs[chosen]
+    result = {
+        "objective": objective, "calibration": calibration, "held_out": heldout or calibration,
+        "dense_accuracy": held.dense_accuracy(), "lambda": chosen,
+        "evaluations": entry["evaluations"], "grid_evaluations": entry.get("grid_evaluations"),
+        "random_evaluations": entry.get("random_evaluations"), "grid_size": entry.get("grid_size"),
+        "tuned": entry["tuned"], "baseline": baseline, "paper_schedule": _figures(paper, held.evaluate(paper_cfg)),
+        "grid": entry.get("grid"), "random": entry.get("random"),
+        "lambdas": {str(lam): e for lam, (_, e) in runs.items()},
+        "total_evaluations": cal.evaluations, "held_out_evaluations": held.evaluations,
+    }
     if out is not None:
-        hw = model_design_hardware(best_overall)
-        design = Design(best_overall.focus, HardwareDesign.from_costmodel(hw, best_overall.focus.vector_size),
-                        {"name": objective, "mode": "corrected", **{k: result["best"][k] for k in ("latency_s", "energy_mJ", "edp")}},
+        best = tuned.best
+        design = Design(best.focus, HardwareDesign.from_costmodel(model_design_hardware(best), best.focus.vector_size),
+                        {"name": objective, "lambda": chosen, "mode": "corrected",
+                         **{k: entry["tuned"][k] for k in ("accuracy", "latency_s", "energy_mJ", "edp")}},
                         {"search": "model", "calibration": calibration, "calibration_seed": cal.calibration.seed,
-                         "seed": seed, "evaluations": cal.evaluations})
+                         "held_out_seed": held.calibration.seed, "steps": steps, "seed": seed,
+                         "evaluations": tuned.evaluations, "version": _version()})
         result["design"] = str(design.save(out))
     if pareto is not None:
         result["pareto"] = str(plot_pareto(series, pareto, objective))
     return result
+
+
+def _version() -> str:
+    import focus_jax
+
+    return focus_jax.__version__
 
 
 def model_design_hardware(point: ModelPoint):
@@ -204,20 +241,3 @@ def model_design_hardware(point: ModelPoint):
 
     m, s, g = point.design
     return cm.focus(m_tile=m, scatter_vectors=s, gather_block=g)
-
-
-class _Counted:
-    """An evaluator proxy that reports progress after each new evaluation."""
-
-    def __init__(self, evaluator: ModelEvaluator, on_eval):
-        self.evaluator, self.on_eval = evaluator, on_eval
-
-    def evaluate(self, cfg):
-        point = self.evaluator.evaluate(cfg)
-        if self.on_eval is not None:
-            self.on_eval(self.evaluator.evaluations)
-        return point
-
-
-def _counting(evaluator, on_eval):
-    return _Counted(evaluator, on_eval).evaluate
