@@ -12,7 +12,18 @@ workloads, ``focus_jax.tuning.dse``), corrected mode:
 - the same with the gather block fixed at the paper's 8 (the paper's DSE did not sweep it,
   and the cost model charges nothing for a faster gather).
 
-Run: ``python benchmarks/tune.py``.
+The model path on the embedded demo model (``--model``; needs ``focus_jax.FocusKnobs``):
+gradient co-tuning of the SIC threshold, the SEC keep ratio and the accelerator for a few
+lambdas on calibration questions, checked on held-out questions (another data seed):
+
+- held-out accuracy of the tuned design vs the shipped configuration (goal: within 0.5
+  points), modeled latency and EDP (corrected mode, exact path) vs the shipped
+  configuration on the paper's hardware (goal: latency >= 15 % lower or EDP >= 25 % lower),
+  and vs the shipped configuration on its own tuned hardware (what the knobs alone buy);
+- model evaluations of the tuner vs those the grid search (threshold x keep ratio) and
+  random search need to score as well (goal: <= 1/10 of the grid's).
+
+Run: ``python benchmarks/tune.py [--model] [--calibration N] [--held-out N] [--steps N]``.
 """
 
 from __future__ import annotations
@@ -57,13 +68,57 @@ def hardware(out_dir: Path) -> dict:
     return results
 
 
+def model_path(out_dir: Path, calibration: int, held_out: int, steps: int, lambdas) -> dict:
+    from focus_jax.demo_model import demo_model_dir, read_focus_config
+    from focus_jax.models.llava_onevision.model import from_pretrained
+    from focus_jax.tuning.model import data_mesh
+    from focus_jax.tuning.model_job import run_model_search
+
+    directory = demo_model_dir()
+    model = from_pretrained(directory, focus=read_focus_config(directory), mesh=data_mesh())
+    r = run_model_search(model, "latency", lambdas, calibration, steps=steps, heldout=held_out,
+                         out=out_dir / "design_demo.json", pareto=out_dir / "pareto_demo.png")
+    base, tuned = r["baseline"], r["tuned"]
+    print(f"\n== model path, embedded demo model, {calibration} calibration / {held_out} held-out questions, latency objective")
+    print(f"dense held-out accuracy {100 * r['dense_accuracy']:.2f} %")
+    for name, f in (("shipped", base), ("paper schedule", r["paper_schedule"]), ("tuned", tuned), ("grid best", r["grid"]),
+                    ("random best", r["random"])):
+        print(f"{name:15s} held-out {100 * f['accuracy']:.2f} %, KL {f['kl']:.4f}, threshold {f['focus']['similarity_threshold']}, "
+              f"keep {f['focus']['sec_alphas']}; own design {f['design']}: {1e3 * f['latency_s']:.4f} ms, EDP {f['edp']:.4g}; "
+              f"paper hardware {1e3 * f['paper_hardware']['latency_s']:.4f} ms, EDP {f['paper_hardware']['edp']:.4g}")
+    paper_lat, paper_edp = base["paper_hardware"]["latency_s"], base["paper_hardware"]["edp"]
+    print(f"tuned vs shipped on the paper's hardware: latency {100 * (1 - tuned['latency_s'] / paper_lat):.1f} % lower, "
+          f"EDP {100 * (1 - tuned['edp'] / paper_edp):.1f} % lower; held-out accuracy {100 * (tuned['accuracy'] - base['accuracy']):+.2f} points")
+    print(f"tuned vs shipped on the shipped configuration's own tuned hardware: latency "
+          f"{100 * (1 - tuned['latency_s'] / base['latency_s']):.1f} % lower, EDP {100 * (1 - tuned['edp'] / base['edp']):.1f} % lower")
+    print(f"model evaluations: tuned {r['evaluations']} (lambda {r['lambda']}); grid needs {r['grid_evaluations']} of {r['grid_size']} "
+          f"to score as well, random search {r['random_evaluations']} (median of 10 seeds); total {r['total_evaluations']} "
+          f"calibration + {r['held_out_evaluations']} held-out evaluations")
+    for lam, e in r["lambdas"].items():
+        t = e["tuned"]
+        print(f"  lambda {lam}: {e['evaluations']} evaluations, held-out {100 * t['accuracy']:.2f} %, {1e3 * t['latency_s']:.4f} ms, "
+              f"EDP {t['edp']:.4g}, grid to reach {e.get('grid_evaluations')}, stopped early {e['stopped_early']}")
+    print(f"wrote {r['design']} and {r['pareto']}")
+    return r
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/focus_tune_bench"))
     parser.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
+    parser.add_argument("--model", action="store_true", help="also run the model path on the demo model")
+    parser.add_argument("--no-hardware", action="store_true", help="skip the hardware-only part")
+    parser.add_argument("--calibration", type=int, default=64)
+    parser.add_argument("--held-out", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {"hardware": hardware(args.out_dir)}
+    figures = {}
+    if not args.no_hardware:
+        figures["hardware"] = hardware(args.out_dir)
+    if args.model:
+        figures["model"] = model_path(args.out_dir, args.calibration, args.held_out, args.steps, args.lambdas)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
