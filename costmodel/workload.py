@@ -255,9 +255,18 @@ class FocusStats:
     def from_trace(cls, trace) -> "FocusStats":
         """Counts of a ``focus_jax.trace.FocusTrace`` (every layer and GEMM input must be traced).
 
+        A trace with a ``focus_counts()`` method (``focus_jax.trace.RelaxedFocusTrace``: the
+        expected counts of a relaxed prefill) gives ``(kept_tokens, zero_vectors,
+        similar_vectors, vectors_per_token)`` directly, ``(L, 5)`` arrays that stay JAX
+        arrays (traced under ``jax.grad``): duck typing, nothing here imports focus_jax.
+
         Raises:
             ValueError: a layer or GEMM input is missing from the trace.
         """
+        counts = getattr(trace, "focus_counts", None)
+        if counts is not None:
+            kept, zero, similar, vpt = counts()
+            return cls(kept, zero, similar, tuple(int(v) for v in vpt))
         missing = [(l, g) for l in range(trace.num_layers) for g in GEMM_NAMES if (l, g) not in trace.gemms]
         if missing:
             raise ValueError(f"trace lacks {len(missing)} (layer, gemm) entries, e.g. {missing[:3]}")

@@ -3,6 +3,8 @@
 Public entry points:
 
 - ``FocusConfig``, ``VisualGeometry``, ``paper_config``: configuration (``focus_jax.config``).
+- ``FocusKnobs``: the continuous knobs (per-layer/GEMM SIC thresholds, SEC keep ratios)
+  as a pytree of arrays, for the exact and the relaxed (differentiable) model forward.
 - ``focus_jax.concentration``: the three concentration stages as pure JAX functions.
 - ``FocusTrace``: per-GEMM sparsity traces consumed by ``costmodel``.
 - ``from_pretrained``: a Hugging Face LLaVA-OneVision / LLaVA-Video checkpoint as a JAX
@@ -11,9 +13,19 @@ Public entry points:
 """
 
 from focus_jax.config import FocusConfig, VisualGeometry, paper_config
-from focus_jax.trace import FocusTrace, GemmTrace
+from focus_jax.knobs import FocusKnobs
+from focus_jax.trace import FocusTrace, GemmTrace, RelaxedFocusTrace
 
-__all__ = ["FocusConfig", "VisualGeometry", "paper_config", "FocusTrace", "GemmTrace", "from_pretrained"]
+__all__ = [
+    "FocusConfig",
+    "VisualGeometry",
+    "paper_config",
+    "FocusKnobs",
+    "FocusTrace",
+    "GemmTrace",
+    "RelaxedFocusTrace",
+    "from_pretrained",
+]
 
 
 def __getattr__(name):

@@ -32,7 +32,7 @@ import numpy as np
 
 from focus_jax.config import FocusConfig, VisualGeometry
 
-__all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace"]
+__all__ = ["GEMM_NAMES", "GemmTrace", "FocusTrace", "RelaxedFocusTrace"]
 
 #: GEMM inputs that SIC concentrates, in the order they occur in a decoder layer (spec table).
 GEMM_NAMES = ("q_proj", "query", "o_proj", "gate_proj", "down_proj")
@@ -213,3 +213,51 @@ class FocusTrace:
             kept_tokens=data["kept_tokens"],
             gemms=gemms,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class RelaxedFocusTrace:
+    """The trace of one relaxed prefill of one prompt: expected counts as JAX arrays.
+
+    Relaxed Focus (``LlavaOnevision.forward(..., relaxed=True)``) has soft masks, so what
+    the accelerator would skip is an expectation; the counts stay JAX arrays (traced
+    under ``jax.grad``) so that gradients flow trace -> cost model:
+    ``costmodel.Workload.from_trace(trace)`` and ``costmodel.FocusStats.from_trace(trace)``
+    read them through ``focus_counts`` without leaving JAX.
+
+    Attributes:
+        geometry, config, model, text_tokens: as ``FocusTrace``.
+        kept_tokens: ``(num_layers, 5)`` expected visual tokens not pruned by SEC, per
+            layer and GEMM input (``GEMM_NAMES`` order), i.e. the sum of the soft keep
+            weights (minus all-zero tokens).
+        zero_vectors: ``(num_layers, 5)`` expected all-zero vectors ``Z`` (a token of keep
+            weight ``w`` is pruned, ``V`` zero vectors, with probability ``1 - w``).
+        similar_vectors: ``(num_layers, 5)`` expected merged vectors ``S`` (the soft SIC
+            masks, weighted by the keep weights).
+        vectors_per_token: ``V`` per GEMM input (static ints).
+    """
+
+    geometry: VisualGeometry
+    config: FocusConfig
+    model: dict
+    text_tokens: int
+    kept_tokens: object
+    zero_vectors: object
+    similar_vectors: object
+    vectors_per_token: tuple
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model["num_layers"])
+
+    def focus_counts(self) -> tuple:
+        """``(kept_tokens, zero_vectors, similar_vectors, vectors_per_token)``: the protocol
+        ``costmodel.FocusStats.from_trace`` reads."""
+        return self.kept_tokens, self.zero_vectors, self.similar_vectors, self.vectors_per_token
+
+    def sparsity(self):
+        """``(num_layers, 5)`` expected ``(S + Z) / (N * V)`` (spec SIC step 9)."""
+        import jax.numpy as jnp
+
+        total = self.geometry.num_tokens * jnp.asarray(self.vectors_per_token, jnp.float32)
+        return (self.similar_vectors + self.zero_vectors) / total

@@ -1,6 +1,6 @@
 """Focus' three concentration stages as pure, jit-compiled JAX functions.
 
-- SEC (semantic): ``token_importance``, ``select_tokens``, ``sequence_keep_indices``,
+- SEC (semantic): ``attention_importance`` (streamed query rows), ``token_importance``, ``select_tokens``, ``sequence_keep_indices``,
   ``gather_tokens``, ``scatter_tokens``, ``soft_top_k``.
 - SIC block level: ``block_similarity``.
 - SIC vector level: ``vector_concentration``.
@@ -11,6 +11,7 @@ Semantics: ../shared/spec/focus-algorithm.md.
 
 from focus_jax.concentration.block import NO_CANDIDATE, BlockMatch, window_offsets
 from focus_jax.concentration.semantic import (
+    attention_importance,
     gather_tokens,
     scatter_tokens,
     select_tokens,
@@ -30,6 +31,7 @@ __all__ = [
     "NO_CANDIDATE",
     "BlockMatch",
     "SICResult",
+    "attention_importance",
     "block_similarity",
     "gather_tokens",
     "scatter_tokens",

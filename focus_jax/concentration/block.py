@@ -34,7 +34,7 @@ class BlockMatch(NamedTuple):
     Attributes:
         similarity: ``(N, V)`` float32, best cosine similarity over the valid candidates,
             clipped to [-1, 1]; ``NO_CANDIDATE`` where there is none.
-        offset: ``(N, V)`` int32, token offset (``p - candidate``) of the best candidate,
+        offset: ``(N, V)`` int32, row offset (``p - candidate``) of the best candidate,
             ties going to the earliest candidate in window order; 0 where there is none.
         mask_zero: ``(N, V)`` bool, vectors that are entirely zero.
     """
@@ -89,42 +89,98 @@ def _channel_sums(xv: jnp.ndarray, offsets: tuple[int, ...]):
     return lax.reduce(terms, zeros, lambda a, b: tuple(u + v for u, v in zip(a, b)), (xv.ndim - 1,))
 
 
+class _Candidate(NamedTuple):
+    """One window offset's candidate of every row: ``dot`` ``(n, V)`` with it, ``take(a)``
+    the candidate's row of a per-row array ``a``, ``exists`` ``(n, 1)`` bool, and ``offset``
+    (``(n, 1)`` or scalar int32) the row distance ``row - candidate row``."""
+
+    dot: jnp.ndarray
+    take: object
+    exists: jnp.ndarray
+    offset: object
+
+
+def _grid_candidates(xv: jnp.ndarray, offsets: tuple[int, ...]):
+    """Norms, zero masks and candidates of a whole grid: the candidate at offset ``off`` is
+    row ``p - off`` (a shift), every dot product from one pass over ``xv``."""
+    sq, abs_sum, *dots = _channel_sums(xv, offsets)
+    pos = jnp.arange(xv.shape[0], dtype=jnp.int32)[:, None]
+    cands = [_Candidate(dot, lambda a, off=off: _shifted(a, off), pos >= off, off) for off, dot in zip(offsets, dots)]
+    return jnp.sqrt(sq), abs_sum == 0.0, cands
+
+
+def _lookup_candidates(xv: jnp.ndarray, positions: jnp.ndarray, num_tokens: int, offsets: tuple[int, ...]):
+    """Norms, zero masks and candidates of ``n`` kept rows at grid ``positions``: the
+    candidate at offset ``off`` is the kept row at grid position ``positions - off``, found
+    through the inverse lookup ``grid position -> kept row``; a pruned position has no row
+    (a zero vector on the grid: never a valid candidate)."""
+    n = xv.shape[0]
+    xf = xv.astype(jnp.float32)
+    norms = jnp.sqrt(jnp.sum(xf * xf, axis=-1))
+    zero = jnp.sum(jnp.abs(xf), axis=-1) == 0.0
+    rows = jnp.arange(n, dtype=jnp.int32)
+    inverse = jnp.full((num_tokens,), -1, jnp.int32).at[positions].set(rows)
+    cands = []
+    for off in offsets:
+        cand = jnp.where(positions >= off, inverse[jnp.maximum(positions - off, 0)], -1)
+        safe = jnp.maximum(cand, 0)
+        dot = jnp.sum(xf * xf[safe], axis=-1)
+        cands.append(_Candidate(dot, lambda a, safe=safe: a[safe], (cand >= 0)[:, None], (rows - safe)[:, None]))
+    return norms, zero, cands
+
+
 def block_match(
     xv: jnp.ndarray,
     geom: VisualGeometry,
     block_size: int,
     frame_block_size: int,
     gemm_m_size: int | None,
+    positions: jnp.ndarray | None = None,
+    weight: jnp.ndarray | None = None,
 ) -> BlockMatch:
-    """Block-level stage on one sequence of vectors ``xv``: ``(N, V, width)``.
+    """Block-level stage on one sequence of vectors ``xv``: ``(n, V, width)``.
 
     Args:
         xv: visual tokens split into vectors (``split_vectors``), any float dtype; the
             similarity is computed in float32.
-        geom: patch grid, ``geom.num_tokens == N``.
+        geom: patch grid.
         block_size, frame_block_size: window sizes (spec SIC step 3).
         gemm_m_size: m-tile size or None (spec SIC step 4).
+        positions: None: ``xv`` is the whole grid (``n = geom.num_tokens``). Else ``(n,)``
+            int32 ascending grid positions of the rows of ``xv``: the tokens SEC kept (spec,
+            SEC "When SIC runs in a layer after pruning"). The result equals, bit for bit,
+            scattering ``xv`` to the grid with zeros at the other positions, matching and
+            gathering the kept rows back, since a zero vector is never a valid candidate;
+            the cost follows ``n``, not ``N``.
+        weight: ``(n,)`` float keep weights of relaxed SEC, or None (hard). A pair of
+            rows with weights ``w_p``, ``w_c`` scores ``w_p w_c cos + (1 - w_p w_c)
+            NO_CANDIDATE``: a (softly) pruned token tends to a zero vector, which never
+            matches. Weights of 1 give the hard result.
 
     Returns:
-        ``BlockMatch`` of ``(N, V)`` arrays.
+        ``BlockMatch`` of ``(n, V)`` arrays; ``offset`` counts rows of ``xv``.
     """
     n = xv.shape[0]
-    geom.check_tokens(n, "xv")
-    offsets = tuple(o for o in window_offsets(geom, block_size, frame_block_size) if o < n)
-    sq, abs_sum, *dots = _channel_sums(xv, offsets)
-    norms = jnp.sqrt(sq)
-    zero = abs_sum == 0.0
+    window = window_offsets(geom, block_size, frame_block_size)
+    if positions is None:
+        geom.check_tokens(n, "xv")
+        norms, zero, candidates = _grid_candidates(xv, tuple(o for o in window if o < n))
+    else:
+        norms, zero, candidates = _lookup_candidates(xv, positions, geom.num_tokens, tuple(o for o in window if o < geom.num_tokens))
     tiles = None if gemm_m_size is None else m_tile_ids(jnp.all(zero, axis=-1), gemm_m_size)
-    pos = jnp.arange(n, dtype=jnp.int32)[:, None]
     best = jnp.full(norms.shape, NO_CANDIDATE, jnp.float32)
     best_off = jnp.zeros(norms.shape, jnp.int32)
-    for off, dot in zip(offsets, dots):
-        den = norms * _shifted(norms, off)
-        valid = (den != 0.0) & (pos >= off)
+    for cand in candidates:  # window order: ties keep the earlier candidate
+        den = norms * cand.take(norms)
+        valid = (den != 0.0) & cand.exists
         if tiles is not None:
-            valid &= (tiles == _shifted(tiles, off))[:, None]
-        sim = jnp.where(valid, jnp.clip(dot / jnp.where(valid, den, 1.0), -1.0, 1.0), NO_CANDIDATE)
+            valid &= (tiles == cand.take(tiles))[:, None]
+        sim = jnp.clip(cand.dot / jnp.where(valid, den, 1.0), -1.0, 1.0)
+        if weight is not None:
+            pair = (weight * cand.take(weight))[:, None]
+            sim = pair * sim + (1.0 - pair) * NO_CANDIDATE
+        sim = jnp.where(valid, sim, NO_CANDIDATE)
         better = sim > best  # strict: ties keep the earlier candidate
         best = jnp.where(better, sim, best)
-        best_off = jnp.where(better, off, best_off)
+        best_off = jnp.where(better, cand.offset, best_off)
     return BlockMatch(best, best_off, zero)

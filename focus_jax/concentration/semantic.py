@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 __all__ = [
+    "attention_importance",
     "token_importance",
     "select_tokens",
     "sequence_keep_indices",
@@ -19,6 +20,32 @@ __all__ = [
     "scatter_tokens",
     "soft_top_k",
 ]
+
+
+def attention_importance(probs: jnp.ndarray, query_rows: jnp.ndarray, visual_start, num_visual: int) -> jnp.ndarray:
+    """Importance of each visual token from the attention rows that were computed.
+
+    The maximum, over heads and over the rows marked as query text, of the attention
+    probability in the token's column; rows not marked count as 0. This is SEC step 2 for
+    a decoder that streams attention and only forms the last rows' probabilities (no
+    ``S x S`` matrix), for a batch whose visual spans start at different indices.
+
+    Args:
+        probs: ``(B, H, R, S)`` softmax probabilities of ``R`` query rows over ``S`` keys.
+        query_rows: ``(B, R)`` bool, rows that are query text (after the visual tokens).
+        visual_start: ``(B,)`` int, sequence index of each prompt's first visual token
+            (may be traced).
+        num_visual: number of (kept) visual tokens (static).
+
+    Returns:
+        ``(B, num_visual)`` float32.
+
+    Source: spec SEC step 2 (reference ``Focus.set_token_importance``).
+    """
+    rows = jnp.where(query_rows[:, None, :, None], probs.astype(jnp.float32), 0.0)
+    col_max = jnp.max(rows, axis=(1, 2))  # (B, S)
+    start = jnp.asarray(visual_start, jnp.int32)
+    return jax.vmap(lambda c, s0: lax.dynamic_slice_in_dim(c, s0, num_visual))(col_max, start)
 
 
 def token_importance(attn_probs: jnp.ndarray, visual_start: int, num_visual: int, num_query: int) -> jnp.ndarray:
@@ -48,8 +75,11 @@ def token_importance(attn_probs: jnp.ndarray, visual_start: int, num_visual: int
             f"num_query={num_query} must be >= 1 and fit after the visual tokens "
             f"({s - visual_start - num_visual} text tokens follow them)"
         )
-    rows = attn_probs[..., s - num_query :, visual_start : visual_start + num_visual]
-    return jnp.max(rows.astype(jnp.float32), axis=(-3, -2))
+    lead = attn_probs.shape[:-3]
+    rows = attn_probs[..., s - num_query :, :].reshape((-1,) + attn_probs.shape[-3:-2] + (num_query, s))
+    query = jnp.ones(rows.shape[:1] + (num_query,), bool)
+    out = attention_importance(rows, query, jnp.full(rows.shape[:1], visual_start, jnp.int32), num_visual)
+    return out.reshape(lead + (num_visual,))
 
 
 def select_tokens(importance: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -68,17 +98,21 @@ def select_tokens(importance: jnp.ndarray, k: int) -> jnp.ndarray:
     return jnp.sort(idx.astype(jnp.int32), axis=-1)
 
 
-def sequence_keep_indices(keep_visual: jnp.ndarray, visual_start: int, num_visual: int, seq_len: int) -> jnp.ndarray:
+def sequence_keep_indices(keep_visual: jnp.ndarray, visual_start, num_visual: int, seq_len: int) -> jnp.ndarray:
     """Sequence indices kept by SEC: prefix text, the kept visual tokens, query text.
 
     ``keep_visual``: ``(k,)`` int indices into the ``num_visual`` visual tokens (as from
-    ``select_tokens``). Returns ``(seq_len - num_visual + k,)`` int32, ascending. Gathering
-    hidden states *and* their position ids with these indices keeps every token's
-    original RoPE position (spec, SEC step 4).
+    ``select_tokens``); ``visual_start`` an int or a traced int32 scalar (``jax.vmap`` it
+    over a batch whose visual spans start at different indices). Returns
+    ``(seq_len - num_visual + k,)`` int32, ascending. Gathering hidden states *and* their
+    position ids with these indices keeps every token's original RoPE position (spec,
+    SEC step 4).
     """
-    prefix = jnp.arange(visual_start, dtype=jnp.int32)
-    suffix = jnp.arange(visual_start + num_visual, seq_len, dtype=jnp.int32)
-    return jnp.concatenate([prefix, visual_start + keep_visual.astype(jnp.int32), suffix])
+    k = keep_visual.shape[-1]
+    idx = jnp.arange(seq_len - num_visual + k, dtype=jnp.int32)
+    start = jnp.asarray(visual_start, jnp.int32)
+    visual = start + jnp.take(keep_visual.astype(jnp.int32), jnp.clip(idx - start, 0, k - 1))
+    return jnp.where(idx < start, idx, jnp.where(idx < start + k, visual, idx - k + num_visual))
 
 
 def gather_tokens(x: jnp.ndarray, indices: jnp.ndarray, axis: int = -2) -> jnp.ndarray:
@@ -107,9 +141,9 @@ def soft_top_k(importance: jnp.ndarray, k, temperature: float) -> jnp.ndarray:
     grows with ``k``. As ``temperature -> 0`` the result tends to the hard membership.
 
     Raises:
-        ValueError: non-positive temperature.
+        ValueError: non-positive temperature (a Python number; a traced one is not checked).
     """
-    if not temperature > 0:
+    if isinstance(temperature, (int, float)) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     imp = importance.astype(jnp.float32)
     desc = -jnp.sort(-imp)

@@ -20,7 +20,14 @@ from focus_jax.concentration.vector import chase_pointers, group_mean, similar_m
 from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
 from focus_jax.config import FocusConfig, VisualGeometry
 
-__all__ = ["SICResult", "block_similarity", "vector_concentration", "similarity_concentration", "CPU_COMPILER_OPTIONS"]
+__all__ = [
+    "SICResult",
+    "block_similarity",
+    "vector_concentration",
+    "similarity_concentration",
+    "CPU_COMPILER_OPTIONS",
+    "jit_with_cpu_options",
+]
 
 #: XLA CPU options for jitted SIC. YNNPACK's reduce fusion materialises every shifted
 #: candidate slice and makes the similarity pass 2.5-4x slower (jax-cpu-notes.md).
@@ -35,9 +42,11 @@ class SICResult(NamedTuple):
             mean of its group (relaxed mode: the soft merge).
         mask_similar: ``(..., N, V)`` bool, vectors merged into an earlier group.
         mask_zero: ``(..., N, V)`` bool, all-zero vectors.
-        group_index: ``(..., N, V)`` int32, flat index ``token * V + slot`` of the group.
-        sparsity: ``(...)`` float32, ``(similar + zero vectors) / (N * V)``; relaxed mode:
-            its expectation under the soft mask.
+        group_index: ``(..., N, V)`` int32, flat index ``token * V + slot`` of the group
+            root, ``token`` its grid position (with ``positions``: ``positions[row]``).
+        sparsity: ``(...)`` float32, ``(similar + zero vectors) / (N * V)`` of the rows
+            given; relaxed mode: its expectation under the soft mask (with a keep weight
+            ``w``, a row is a zero vector with probability ``1 - w``).
         similarity: ``(..., N, V)`` float32, best cosine similarity (``NO_CANDIDATE``
             where there is no valid candidate).
         soft_similar: ``(..., N, V)`` float32 soft mask in relaxed mode, else None.
@@ -52,7 +61,7 @@ class SICResult(NamedTuple):
     soft_similar: jnp.ndarray | None = None
 
 
-def _check_input(x, geom: VisualGeometry) -> None:
+def _check_input(x, geom: VisualGeometry, positions=None, token_weight=None) -> None:
     if not isinstance(geom, VisualGeometry):
         raise TypeError(f"geom must be a VisualGeometry, got {type(geom).__name__}")
     shape = getattr(x, "shape", None)
@@ -60,7 +69,15 @@ def _check_input(x, geom: VisualGeometry) -> None:
         raise ValueError(f"x must have shape (..., N, D), got {shape}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must be a floating-point array, got dtype {x.dtype}")
-    geom.check_tokens(shape[-2], "x")
+    if positions is None:
+        geom.check_tokens(shape[-2], "x")
+    else:
+        if tuple(jnp.shape(positions)) != tuple(shape[:-1]) or not jnp.issubdtype(jnp.result_type(positions), jnp.integer):
+            raise ValueError(f"positions must be integers of shape {tuple(shape[:-1])} (x's rows), got {jnp.shape(positions)}")
+        if shape[-2] > geom.num_tokens:
+            raise ValueError(f"x has {shape[-2]} kept tokens, more than the {geom.num_tokens} of the grid")
+    if token_weight is not None and tuple(jnp.shape(token_weight)) != tuple(shape[:-1]):
+        raise ValueError(f"token_weight must have shape {tuple(shape[:-1])} (x's rows), got {jnp.shape(token_weight)}")
     if shape[-1] < 1:
         raise ValueError("x has no channels (D = 0)")
 
@@ -88,25 +105,30 @@ def _over_batch(fn, x, *mapped):
     return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), out)
 
 
-def _jit(fn):
-    """jit ``fn`` with ``geom``, ``shape_cfg`` and ``relaxed`` static.
+def jit_with_cpu_options(fn, static_argnames):
+    """``jax.jit`` of ``fn`` with ``CPU_COMPILER_OPTIONS`` when called at top level.
 
-    At top level the XLA CPU options apply. JAX accepts compiler options only on a
-    top-level jit, so when called while tracing (inside a model's jit, ``jax.grad``,
-    ``vmap``) a plain jit is used and the enclosing computation's options apply.
+    JAX accepts compiler options only on a top-level jit, so when called while tracing
+    (inside a user's jit, ``jax.grad``, ``vmap``) a plain jit is used and the enclosing
+    computation's options apply. ``.lower`` lowers the top-level version.
     """
-    static = ("geom", "shape_cfg", "relaxed")
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    top_level = jax.jit(fn, static_argnames=static, compiler_options=options)
-    nested = jax.jit(fn, static_argnames=static)
+    top_level = jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+    nested = jax.jit(fn, static_argnames=static_argnames)
 
     @functools.wraps(fn)
     def dispatch(*args, **kwargs):
-        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args))
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
         return (nested if traced else top_level)(*args, **kwargs)
 
     dispatch.lower = top_level.lower
+    dispatch._cache_size = top_level._cache_size
     return dispatch
+
+
+def _jit(fn):
+    """``jit_with_cpu_options`` with ``geom``, ``shape_cfg`` and ``relaxed`` static."""
+    return jit_with_cpu_options(fn, ("geom", "shape_cfg", "relaxed"))
 
 
 def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
@@ -114,13 +136,17 @@ def _shape_cfg(cfg: FocusConfig) -> FocusConfig:
     return cfg.replace(similarity_threshold=0.0, sec_layers=(), sec_alphas=())
 
 
-def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig) -> BlockMatch:
+def _block_single(x, geom: VisualGeometry, shape_cfg: FocusConfig, positions=None, weight=None) -> BlockMatch:
     # A constant x (closed over in a user's jit) would make XLA constant-fold the whole
     # similarity pass at compile time (14 s for 1568 x 768); the barrier prevents it.
     x = jax.lax.optimization_barrier(x)
-    return block_match(
-        split_vectors(x, shape_cfg.vector_size), geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size
-    )
+    xv = split_vectors(x, shape_cfg.vector_size)
+    return block_match(xv, geom, shape_cfg.block_size, shape_cfg.frame_block_size, shape_cfg.gemm_m_size, positions, weight)
+
+
+def _block_stage(x, geom: VisualGeometry, shape_cfg: FocusConfig, positions=None, weight=None) -> BlockMatch:
+    """``_block_single`` over every leading axis of ``x``."""
+    return _over_batch(lambda xx, p, w: _block_single(xx, geom, shape_cfg, p, w), x, positions, weight)
 
 
 def _soft_group_mean(xv, group, weight):
@@ -149,12 +175,17 @@ def _flatten_batch(xv: jnp.ndarray, group: jnp.ndarray):
     return xv.reshape(batch * n, v, width), (group + offsets).reshape(batch * n, v)
 
 
-def _vector_stage(x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool):
-    """Vector level on ``x`` ``(..., N, D)`` and its ``match`` ``(..., N, V)``."""
+def _vector_stage(
+    x, match: BlockMatch, threshold, temperature, geom: VisualGeometry, shape_cfg: FocusConfig, relaxed: bool, positions=None, weight=None
+):
+    """Vector level on ``x`` ``(..., n, D)`` and its ``match`` ``(..., n, V)``."""
     xv = split_vectors(x, shape_cfg.vector_size)
     mask = similar_mask(match.similarity, threshold)
     group = _over_batch(lambda m, o: chase_pointers(m, o, geom.frames), mask, match.offset)
     zeros = jnp.sum(match.mask_zero, axis=(-2, -1))
+    if weight is not None:  # a row of keep weight w is a zero vector with probability 1 - w
+        v = mask.shape[-1]
+        zeros = jnp.sum(weight * jnp.sum(match.mask_zero, axis=-1) + (1.0 - weight) * v, axis=-1)
     # multiply by the reciprocal explicitly: XLA rewrites division by a constant that way
     # under jit, and eager and jitted results must be identical
     per_vector = jnp.float32(1.0 / (mask.shape[-2] * mask.shape[-1]))
@@ -162,34 +193,39 @@ def _vector_stage(x, match: BlockMatch, threshold, temperature, geom: VisualGeom
     if relaxed:
         soft = jnp.where(match.mask_zero, 0.0, jax.nn.sigmoid((match.similarity - threshold) / temperature))
         # similar vectors join their group with weight `soft`; roots and loners with 1
-        weight = jnp.where(mask, soft, 1.0).reshape(flat_group.shape)
-        merged = _soft_group_mean(flat_xv, flat_group, weight)
+        merge_weight = jnp.where(mask, soft, 1.0).reshape(flat_group.shape)
+        merged = _soft_group_mean(flat_xv, flat_group, merge_weight)
+        if weight is not None:
+            soft = soft * weight[..., None]
         sparsity = (jnp.sum(soft, axis=(-2, -1)) + zeros) * per_vector
     else:
         soft = None
         merged = group_mean(flat_xv, flat_group)
         sparsity = (jnp.sum(mask, axis=(-2, -1)) + zeros).astype(jnp.float32) * per_vector
     output = join_vectors(merged.reshape(xv.shape), x.shape[-1])
+    if positions is not None:  # row-local group roots -> grid indices
+        v = mask.shape[-1]
+        group = jnp.take_along_axis(positions, (group // v).reshape(positions.shape[:-1] + (-1,)), axis=-1).reshape(group.shape) * v + group % v
     return SICResult(output, mask, match.mask_zero, group, sparsity.astype(jnp.float32), match.similarity, soft)
 
 
 @_jit
-def _block_jit(x, *, geom, shape_cfg, relaxed=False):
-    return _over_batch(lambda xx: _block_single(xx, geom, shape_cfg), x)
+def _block_jit(x, positions=None, *, geom, shape_cfg, relaxed=False):
+    return _block_stage(x, geom, shape_cfg, positions)
 
 
 @_jit
-def _vector_jit(x, match, threshold, temperature, *, geom, shape_cfg, relaxed):
-    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed)
+def _vector_jit(x, match, threshold, temperature, positions=None, *, geom, shape_cfg, relaxed):
+    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed, positions)
 
 
 @_jit
-def _sic_jit(x, threshold, temperature, *, geom, shape_cfg, relaxed):
-    match = _over_batch(lambda xx: _block_single(xx, geom, shape_cfg), x)
-    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed)
+def _sic_jit(x, threshold, temperature, positions=None, weight=None, *, geom, shape_cfg, relaxed):
+    match = _block_stage(x, geom, shape_cfg, positions, weight)
+    return _vector_stage(x, match, threshold, temperature, geom, shape_cfg, relaxed, positions, weight)
 
 
-def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = FocusConfig()) -> BlockMatch:
+def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = FocusConfig(), *, positions=None) -> BlockMatch:
     """Block level: best candidate of every vector in its spatio-temporal window.
 
     Args:
@@ -197,6 +233,9 @@ def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = Fo
             attention queries ``D = heads * head_dim``), any float dtype.
         geom: patch grid of the visual tokens.
         cfg: ``vector_size``, ``block_size``, ``frame_block_size``, ``gemm_m_size`` are used.
+        positions: None, or ``(..., n)`` int32 ascending grid positions of the ``n`` rows
+            of ``x`` (the tokens SEC kept): SIC of the kept tokens, equal to SIC of the
+            grid with zero vectors at the pruned positions (``block.block_match``).
 
     Returns:
         ``BlockMatch`` with ``(..., N, V)`` arrays, ``V = ceil(D / vector_size)``.
@@ -206,8 +245,8 @@ def block_similarity(x: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig = Fo
 
     Source: spec SIC steps 1-6 (reference ``Focus.focus_similarity_concentration``).
     """
-    _check_input(x, geom)
-    return _block_jit(x, geom=geom, shape_cfg=_shape_cfg(cfg))
+    _check_input(x, geom, positions)
+    return _block_jit(x, positions, geom=geom, shape_cfg=_shape_cfg(cfg))
 
 
 def vector_concentration(
@@ -219,6 +258,7 @@ def vector_concentration(
     threshold=None,
     relaxed: bool = False,
     temperature: float = 0.02,
+    positions=None,
 ) -> SICResult:
     """Vector level: threshold, pointer chasing and group merge.
 
@@ -232,6 +272,7 @@ def vector_concentration(
         relaxed: soft similarity mask ``sigmoid((best - threshold) / temperature)`` and
             soft merge (see ``SICResult``); masks and groups stay hard.
         temperature: > 0, only used when ``relaxed``.
+        positions: the grid positions ``match`` was computed with (see ``block_similarity``).
 
     Returns:
         ``SICResult``.
@@ -241,14 +282,14 @@ def vector_concentration(
 
     Source: spec SIC steps 6-9.
     """
-    _check_input(x, geom)
+    _check_input(x, geom, positions)
     v, _ = vector_layout(x.shape[-1], cfg.vector_size)
     expected = x.shape[:-1] + (v,)
     for name, arr in zip(BlockMatch._fields, match):
         if tuple(arr.shape) != expected:
             raise ValueError(f"match.{name} has shape {tuple(arr.shape)}, expected {expected} for x of shape {x.shape}")
     threshold, temperature = _scalars(cfg, threshold, temperature)
-    return _vector_jit(x, BlockMatch(*match), threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
+    return _vector_jit(x, BlockMatch(*match), threshold, temperature, positions, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
 
 
 def similarity_concentration(
@@ -259,6 +300,8 @@ def similarity_concentration(
     threshold=None,
     relaxed: bool = False,
     temperature: float = 0.02,
+    positions=None,
+    token_weight=None,
 ) -> SICResult:
     """SIC of one GEMM input: ``block_similarity`` then ``vector_concentration``.
 
@@ -268,6 +311,12 @@ def similarity_concentration(
         geom: patch grid of the visual tokens.
         cfg: Focus configuration (vector, window and m-tile sizes, threshold).
         threshold, relaxed, temperature: see ``vector_concentration``.
+        positions: None, or ``(..., n)`` grid positions of the rows of ``x`` (SIC of the
+            tokens SEC kept; see ``block_similarity``).
+        token_weight: None, or ``(..., n)`` float keep weights in [0, 1] of relaxed SEC
+            (relaxed mode only): a row of weight ``w`` is a zero vector with probability
+            ``1 - w`` (see ``block.block_match``); its soft mask and the expected counts
+            of ``sparsity`` are weighted accordingly.
 
     Returns:
         ``SICResult`` with ``output`` of the shape and dtype of ``x``.
@@ -278,6 +327,9 @@ def similarity_concentration(
     Source: spec "SIC: block- and vector-level similarity concentration"; reference
     ``Focus.forward`` (padding) and ``Focus.focus_similarity_concentration``.
     """
-    _check_input(x, geom)
+    _check_input(x, geom, positions, token_weight)
+    if token_weight is not None and not relaxed:
+        raise ValueError("token_weight (relaxed SEC keep weights) needs relaxed=True")
     threshold, temperature = _scalars(cfg, threshold, temperature)
-    return _sic_jit(x, threshold, temperature, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)
+    weight = None if token_weight is None else jnp.asarray(token_weight, jnp.float32)
+    return _sic_jit(x, threshold, temperature, positions, weight, geom=geom, shape_cfg=_shape_cfg(cfg), relaxed=relaxed)

@@ -39,7 +39,7 @@ def _heads_major(x):
     return x.transpose(0, 2, 1, 3).reshape(b * h, t, d)
 
 
-def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
+def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None, key_bias=None):
     """Online-softmax attention of one row block.
 
     Args:
@@ -49,6 +49,7 @@ def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
         k, v: ``(B*Hkv, T, hd)`` keys and values visible to the block.
         key_valid: ``(B*Hkv, T)`` bool.
         row_seg, key_seg: ``(B*Hkv, R)`` and ``(B*Hkv, T)`` int32 segment ids, or None.
+        key_bias: ``(B*Hkv, T)`` float32 added to every score of a key, or None.
 
     Returns:
         ``(B*Hkv, R, hd)`` float32.
@@ -63,12 +64,16 @@ def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
         key_valid = jnp.pad(key_valid, ((0, 0), (0, pad)))
         if key_seg is not None:
             key_seg = jnp.pad(key_seg, ((0, 0), (0, pad)))
+        if key_bias is not None:
+            key_bias = jnp.pad(key_bias, ((0, 0), (0, pad)))
     chunks = lambda a: a.reshape((bk, n, block_k) + a.shape[2:]).swapaxes(0, 1)
 
     def step(carry, xs):
         m, denom, acc = carry
-        kc, vc, valid, segs, first = xs
+        kc, vc, valid, segs, bias, first = xs
         s = jnp.matmul(qb, kc.swapaxes(1, 2), preferred_element_type=jnp.float32)  # (BK, R, block_k)
+        if bias is not None:
+            s = s + bias[:, None, :]
         allowed = valid[:, None, :]
         if segs is not None:  # the prefix (segment 0) and the row's own segment
             allowed = allowed & ((segs[:, None, :] == 0) | (segs[:, None, :] == row_seg[:, :, None]))
@@ -86,7 +91,8 @@ def _flash(qb, row_pos, k, v, key_valid, block_k, row_seg=None, key_seg=None):
     init = (jnp.full((bk, r), _NEG, jnp.float32), jnp.zeros((bk, r), jnp.float32), jnp.zeros((bk, r, hd), jnp.float32))
     firsts = jnp.arange(n, dtype=jnp.int32) * block_k
     segs = None if key_seg is None else chunks(key_seg)
-    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), chunks(key_valid), segs, firsts))
+    biases = None if key_bias is None else chunks(key_bias)
+    (_, denom, acc), _ = lax.scan(step, init, (chunks(k), chunks(v), chunks(key_valid), segs, biases, firsts))
     return acc / denom[..., None]
 
 
@@ -98,6 +104,7 @@ def causal_attention(
     *,
     scale: float,
     segment_ids: jnp.ndarray | None = None,
+    key_bias: jnp.ndarray | None = None,
     block_q: int = 256,
     block_k: int = 256,
 ) -> jnp.ndarray:
@@ -110,6 +117,8 @@ def causal_attention(
         scale: score scale (``hd ** -0.5``).
         segment_ids: ``(B, S)`` int, or None (one sequence per row): 0 marks the shared
             prefix, ``s > 0`` a continuation that reads the prefix and its own earlier tokens.
+        key_bias: ``(B, S)`` float, added to every score of a key (``log w``: key ``j``
+            weighs ``w_j`` in the softmax; relaxed SEC's soft pruning), or None.
         block_q, block_k: query rows per block and keys per chunk (speed/memory only).
 
     Returns:
@@ -122,6 +131,7 @@ def causal_attention(
     kh, vh = _heads_major(k), _heads_major(v)
     valid = jnp.repeat(key_valid, hkv, axis=0)  # (B*Hkv, S), matching _heads_major's order
     seg = None if segment_ids is None else jnp.repeat(jnp.asarray(segment_ids, jnp.int32), hkv, axis=0)
+    bias = None if key_bias is None else jnp.repeat(jnp.asarray(key_bias, jnp.float32), hkv, axis=0)
     outs = []
     for lo in range(0, s, block_q):
         hi = min(s, lo + block_q)
@@ -129,7 +139,8 @@ def causal_attention(
         row_pos = jnp.repeat(jnp.arange(lo, hi, dtype=jnp.int32), g)
         row_seg = None if seg is None else jnp.repeat(seg[:, lo:hi], g, axis=1)
         key_seg = None if seg is None else seg[:, :hi]
-        out = _flash(qb, row_pos, kh[:, :hi], vh[:, :hi], valid[:, :hi], min(block_k, hi), row_seg, key_seg)
+        key_b = None if bias is None else bias[:, :hi]
+        out = _flash(qb, row_pos, kh[:, :hi], vh[:, :hi], valid[:, :hi], min(block_k, hi), row_seg, key_seg, key_b)
         outs.append(out.reshape(b, hkv, hi - lo, g, hd))
     out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
     return out.transpose(0, 2, 1, 3, 4).reshape(b, s, hq * hd).astype(q.dtype)

@@ -3,7 +3,8 @@ happens"), for a batch of prompts with static shapes.
 
 A decoder layer calls ``concentrate(name, x)`` on each GEMM input (``q_proj``, ``query``,
 ``o_proj``, ``gate_proj``, ``down_proj``) and, at an SEC layer, ``semantic_prune`` after
-its attention block. The state that links the calls is a ``VisualSpan``: where the
+its attention block (relaxed Focus: ``soft_prune``, which keeps every row and weights it;
+later attention reads the weights through ``key_bias``). The state that links the calls is a ``VisualSpan``: where the
 (kept) visual tokens sit in the current sequence of each prompt and which grid positions
 they came from.
 
@@ -23,14 +24,30 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from focus_jax.concentration import NO_CANDIDATE, similarity_concentration, window_offsets
-from focus_jax.concentration.block import m_tile_ids
-from focus_jax.concentration.vector import chase_pointers, group_mean, similar_mask
-from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
+from focus_jax.concentration import (
+    SICResult,
+    attention_importance,
+    select_tokens,
+    sequence_keep_indices,
+    similarity_concentration,
+    soft_top_k,
+    vector_layout,
+)
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.trace import GEMM_NAMES
 
-__all__ = ["FocusPlan", "VisualSpan", "GemmRecord", "concentrate", "kept_sic", "sec_importance", "semantic_prune"]
+__all__ = [
+    "FocusPlan",
+    "VisualSpan",
+    "GemmRecord",
+    "RelaxedRecord",
+    "concentrate",
+    "kept_sic",
+    "sec_importance",
+    "semantic_prune",
+    "soft_prune",
+    "key_bias",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +113,13 @@ class VisualSpan(NamedTuple):
         keep: ``(B, n)`` int32 grid positions (ascending) of the ``n`` kept visual tokens,
             which occupy ``[start, start + n)`` of the current sequence; None while all
             ``N`` are kept.
+        weight: relaxed SEC only: ``(B, N)`` float32 soft keep weight of every visual
+            token (all rows stay in the sequence); None: hard (every row present is kept).
     """
 
     start: jnp.ndarray
     keep: jnp.ndarray | None = None
+    weight: jnp.ndarray | None = None
 
 
 class GemmRecord(NamedTuple):
@@ -110,6 +130,16 @@ class GemmRecord(NamedTuple):
     mask_zero: jnp.ndarray
     mask_similar: jnp.ndarray
     group_index: jnp.ndarray
+
+
+class RelaxedRecord(NamedTuple):
+    """Relaxed SIC of one GEMM input: expected counts per prompt, ``(B,)`` float32 each
+    (see ``focus_jax.trace.RelaxedFocusTrace``): visual tokens kept (not pruned, not all
+    zero), zero vectors and similar vectors."""
+
+    kept_tokens: jnp.ndarray
+    zero_vectors: jnp.ndarray
+    similar_vectors: jnp.ndarray
 
 
 def _visual_count(plan: FocusPlan, span: VisualSpan) -> int:
@@ -137,12 +167,12 @@ def _unmerged_record(plan: FocusPlan, span: VisualSpan, dim: int) -> GemmRecord:
 def kept_sic(vis: jnp.ndarray, keep: jnp.ndarray, geom: VisualGeometry, cfg: FocusConfig):
     """SIC of the kept tokens of a pruned grid, computed on the kept tokens only.
 
-    Equal, bit for bit, to scattering ``vis`` to the grid with zeros at pruned positions,
-    running ``similarity_concentration`` and gathering the kept rows back (the spec's
-    definition; ``tests/test_models_focus.py`` checks it): a zero vector is never a valid
-    candidate and never similar, so a pruned position can only ever be a missing
-    candidate. Working on ``n`` kept tokens instead of the ``N``-token grid makes the cost
-    follow SEC's pruning (e.g. 4-9x less for 235-627 of 1568 tokens at ``D = 4864``).
+    ``focus_jax.concentration.similarity_concentration`` with ``positions=keep``: equal,
+    bit for bit, to scattering ``vis`` to the grid with zeros at pruned positions, running
+    SIC on the grid and gathering the kept rows back (the spec's definition;
+    ``tests/test_models_focus.py`` checks it). Working on ``n`` kept tokens instead of the
+    ``N``-token grid makes the cost follow SEC's pruning (e.g. 4-9x less for 235-627 of
+    1568 tokens at ``D = 4864``).
 
     Args:
         vis: ``(n, D)`` kept visual tokens, in grid order.
@@ -153,34 +183,8 @@ def kept_sic(vis: jnp.ndarray, keep: jnp.ndarray, geom: VisualGeometry, cfg: Foc
         ``(output (n, D), mask_similar (n, V), mask_zero (n, V), group (n, V))`` where
         ``group`` is the flat *grid* index ``grid_token * V + slot`` of each group root.
     """
-    n, dim = vis.shape
-    xv = split_vectors(vis, cfg.vector_size)
-    v = xv.shape[1]
-    xf = xv.astype(jnp.float32)
-    norms = jnp.sqrt(jnp.sum(xf * xf, axis=-1))
-    zero = jnp.sum(jnp.abs(xf), axis=-1) == 0.0
-    inverse = jnp.full((geom.num_tokens,), -1, jnp.int32).at[keep].set(jnp.arange(n, dtype=jnp.int32))
-    tiles = None if cfg.gemm_m_size is None else m_tile_ids(jnp.all(zero, axis=-1), cfg.gemm_m_size)
-    best = jnp.full((n, v), NO_CANDIDATE, jnp.float32)
-    best_cand = jnp.zeros((n, v), jnp.int32)
-    for off in window_offsets(geom, cfg.block_size, cfg.frame_block_size):  # reference order: ties keep the first
-        cand = jnp.where(keep >= off, inverse[jnp.maximum(keep - off, 0)], -1)
-        safe = jnp.maximum(cand, 0)
-        dot = jnp.sum(xf * xf[safe], axis=-1)
-        den = norms * norms[safe]
-        valid = (den != 0.0) & (cand >= 0)[:, None]
-        if tiles is not None:
-            valid &= (tiles == tiles[safe])[:, None]
-        sim = jnp.where(valid, jnp.clip(dot / jnp.where(valid, den, 1.0), -1.0, 1.0), NO_CANDIDATE)
-        better = sim > best
-        best = jnp.where(better, sim, best)
-        best_cand = jnp.where(better, safe[:, None], best_cand)
-    mask = similar_mask(best, cfg.similarity_threshold)
-    rows = jnp.arange(n, dtype=jnp.int32)[:, None]
-    group = chase_pointers(mask, jnp.where(mask, rows - best_cand, 0), geom.frames)
-    out = join_vectors(group_mean(xv, group), dim)
-    grid_group = keep[group // v] * v + group % v
-    return out, mask, zero, grid_group
+    res = similarity_concentration(vis, geom, cfg, positions=keep)
+    return res.output, res.mask_similar, res.mask_zero, res.group_index
 
 
 def _grid_record(plan: FocusPlan, keep, mask, zero, group) -> GemmRecord:
@@ -198,7 +202,19 @@ def _grid_record(plan: FocusPlan, keep, mask, zero, group) -> GemmRecord:
     return jax.vmap(one)(keep, mask, zero, group)
 
 
-def concentrate(plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray) -> tuple[jnp.ndarray, GemmRecord]:
+def _relaxed_record(res, weight, v: int) -> RelaxedRecord:
+    """Expected counts of a relaxed ``SICResult`` of ``(B, N, V)`` rows with keep weights ``(B, N)``."""
+    zero_v = jnp.sum(res.mask_zero, axis=-1).astype(jnp.float32)
+    w = jnp.ones(zero_v.shape, jnp.float32) if weight is None else weight
+    kept = jnp.sum(w * (zero_v < v), axis=-1)
+    zero = jnp.sum(w * zero_v + (1.0 - w) * v, axis=-1)
+    similar = jnp.zeros_like(kept) if res.soft_similar is None else jnp.sum(res.soft_similar, axis=(-2, -1))
+    return RelaxedRecord(kept, zero, similar)
+
+
+def concentrate(
+    plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray, *, threshold=None, relaxed: bool = False, temperature=0.05
+) -> tuple[jnp.ndarray, GemmRecord | RelaxedRecord]:
     """SIC of the visual part of one GEMM input (spec, "SIC"), batched.
 
     Args:
@@ -207,14 +223,21 @@ def concentrate(plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray) ->
         name: the GEMM input's trace name (one of ``focus_jax.trace.GEMM_NAMES``).
         x: ``(B, S, D)`` the GEMM input of the current (kept) sequence; for ``query``,
             the rotated queries with heads concatenated per token, ``D = heads*head_dim``.
+        threshold: this layer's and GEMM input's threshold (a float32 scalar, may be
+            traced: ``FocusKnobs.similarity_threshold[layer, gemm]``), or None for
+            ``plan.config.similarity_threshold``.
+        relaxed: soft similarity mask and soft merge (``similarity_concentration(...,
+            relaxed=True)``), with ``span.weight`` as the tokens' soft SEC keep weights.
+        temperature: of the relaxed masks (> 0; may be traced).
 
     Returns:
         ``(x', record)``: ``x`` with its visual tokens replaced by their group means
-        (text untouched), and the ``GemmRecord`` on the original grid. Before any pruning
-        this is ``similarity_concentration`` on the grid; after SEC it is ``kept_sic``,
-        which equals scattering the kept tokens to their grid positions with zeros
-        elsewhere, running SIC on the grid and gathering back (spec, SEC "When SIC runs in
-        a layer after pruning").
+        (text untouched), and the ``GemmRecord`` on the original grid (relaxed: a
+        ``RelaxedRecord`` of expected counts). Before any pruning this is
+        ``similarity_concentration`` on the grid; after SEC it runs on the kept tokens
+        (``positions=span.keep``), which equals scattering them to their grid positions
+        with zeros elsewhere, running SIC on the grid and gathering back (spec, SEC "When
+        SIC runs in a layer after pruning").
 
     Raises:
         ValueError: unknown GEMM name.
@@ -223,17 +246,36 @@ def concentrate(plan: FocusPlan, span: VisualSpan, name: str, x: jnp.ndarray) ->
         raise ValueError(f"unknown GEMM input {name!r}; expected one of {GEMM_NAMES}")
     n = _visual_count(plan, span)
     if not plan.config.sic:
+        if relaxed:
+            v, _ = vector_layout(x.shape[-1], plan.config.vector_size)
+            zero_mask = jnp.zeros((x.shape[0], n, v), bool)
+            return x, _relaxed_record(SICResult(x, zero_mask, zero_mask, None, None, None), span.weight, v)
         return x, _unmerged_record(plan, span, x.shape[-1])
     vis = _slice_visual(x, span.start, n)
+    res = similarity_concentration(
+        vis, plan.geometry, plan.config, threshold=threshold, relaxed=relaxed, temperature=temperature,
+        positions=span.keep, token_weight=span.weight,
+    )  # fmt: skip
+    out = _write_visual(x, res.output, span.start)
+    if relaxed:
+        return out, _relaxed_record(res, span.weight, res.mask_zero.shape[-1])
     if span.keep is None:
-        res = similarity_concentration(vis, plan.geometry, plan.config)
-        return _write_visual(x, res.output, span.start), GemmRecord(res.mask_zero, res.mask_similar, res.group_index)
-    out, mask, zero, group = jax.vmap(lambda vb, kb: kept_sic(vb, kb, plan.geometry, plan.config))(vis, span.keep)
-    return _write_visual(x, out, span.start), _grid_record(plan, span.keep, mask, zero, group)
+        return out, GemmRecord(res.mask_zero, res.mask_similar, res.group_index)
+    return out, _grid_record(plan, span.keep, res.mask_similar, res.mask_zero, res.group_index)
+
+
+def key_bias(plan: FocusPlan, span: VisualSpan, seq_len: int) -> jnp.ndarray | None:
+    """``(B, S)`` float32 attention key bias of relaxed SEC: ``log w`` at the visual tokens
+    (a key of keep weight ``w`` weighs ``w`` in every softmax; ``w -> 0`` removes it, as
+    hard SEC does), 0 elsewhere; None without soft weights."""
+    if span.weight is None:
+        return None
+    log_w = jnp.log(jnp.maximum(span.weight, 1e-30))[..., None]
+    return _write_visual(jnp.zeros((span.start.shape[0], seq_len, 1), jnp.float32), log_w, span.start)[..., 0]
 
 
 def sec_importance(
-    plan: FocusPlan, span: VisualSpan, q: jnp.ndarray, k: jnp.ndarray, key_valid: jnp.ndarray, scale: float
+    plan: FocusPlan, span: VisualSpan, q: jnp.ndarray, k: jnp.ndarray, key_valid: jnp.ndarray, scale: float, bias=None
 ) -> jnp.ndarray:
     """Importance of each kept visual token (spec, SEC steps 1-2), batched.
 
@@ -247,9 +289,12 @@ def sec_importance(
             ``h // (Hq/Hkv)``).
         key_valid: ``(B, S)`` bool, False at padding.
         scale: softmax scale (``head_dim ** -0.5``).
+        bias: optional ``(B, S)`` float32 key bias added to the scores (``key_bias``:
+            relaxed SEC's soft pruning of earlier SEC layers).
 
     Returns:
-        ``(B, n)`` float32 importance of the ``n`` kept visual tokens.
+        ``(B, n)`` float32 importance of the ``n`` kept visual tokens (by
+        ``focus_jax.concentration.attention_importance``).
     """
     b, s, hq, hd = q.shape
     hkv = k.shape[2]
@@ -258,14 +303,14 @@ def sec_importance(
     rows = jnp.arange(s - r, s)
     qr = q[:, s - r :].reshape(b, r, hkv, hq // hkv, hd)
     scores = jnp.einsum("brkgd,bskd->bkgrs", qr, k, preferred_element_type=jnp.float32) * scale
+    if bias is not None:
+        scores = scores + bias[:, None, None, None, :]
     cols = jnp.arange(s)
     allowed = (cols[None, :] <= rows[:, None])[None] & key_valid[:, None, :]  # (B, r, S)
     scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1)
+    probs = jax.nn.softmax(scores, axis=-1).reshape(b, hq, r, s)  # heads kv-major, as q's
     query_row = rows[None, :] >= (span.start + n)[:, None]  # (B, r): rows of query text
-    probs = jnp.where(query_row[:, None, None, :, None], probs, 0.0)
-    col_max = jnp.max(probs, axis=(1, 2, 3))  # (B, S)
-    return _slice_visual(col_max[..., None], span.start, n)[..., 0]
+    return attention_importance(probs, query_row, span.start, n)
 
 
 def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k: int, seq_len: int):
@@ -283,13 +328,35 @@ def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k
         visual span.
     """
     b, n = importance.shape
-    _, local = lax.top_k(importance, k)  # ties: lower index first, as torch.topk on CPU
-    local = jnp.sort(local.astype(jnp.int32), axis=-1)
-    new_len = seq_len - n + k
-    idx = jnp.arange(new_len, dtype=jnp.int32)[None, :]
-    start = span.start[:, None]
-    in_visual = (idx >= start) & (idx < start + k)
-    visual_src = start + jnp.take_along_axis(local, jnp.clip(idx - start, 0, k - 1), axis=1)
-    rows = jnp.where(idx < start, idx, jnp.where(in_visual, visual_src, idx - k + n))
+    local = select_tokens(importance, k)  # ties: lower index first, as torch.topk on CPU
+    rows = jax.vmap(lambda kept, start: sequence_keep_indices(kept, start, n, seq_len))(local, span.start)
     old_keep = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (b, n)) if span.keep is None else span.keep
     return rows, VisualSpan(span.start, jnp.take_along_axis(old_keep, local, axis=1))
+
+
+def soft_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, keep_ratio, temperature) -> VisualSpan:
+    """Relaxed SEC (spec, SEC steps 3-5, made differentiable): keep every row, weight it.
+
+    Each visual token's new keep weight is its old one times ``soft_top_k`` of the
+    log-importances (pruned tokens ranked last through ``log w``) with ``k = keep_ratio *
+    N`` (``N`` the original visual tokens; a traced float, so ``keep_ratio`` gets a
+    gradient). Logarithms make the temperature relative: a ranking gap of ``e^t`` in
+    attention probability is a gap of ``t``. As ``temperature -> 0`` the weights tend to
+    the hard top-k membership (for integer ``keep_ratio * N``; otherwise to a rank within
+    one of ``int(N * alpha)``). Shapes never change: the weights act through ``key_bias``
+    on later attention and through ``token_weight`` on later SIC.
+
+    Args:
+        importance: ``(B, N)`` from ``sec_importance`` (with the current ``key_bias``).
+        keep_ratio: SEC alpha of this layer (float scalar, may be traced).
+        temperature: > 0, may be traced.
+
+    Returns:
+        ``span`` with the new ``weight`` ``(B, N)``.
+    """
+    n = plan.num_visual
+    old = jnp.ones(importance.shape, jnp.float32) if span.weight is None else span.weight
+    scores = jnp.log(jnp.maximum(importance, 1e-30)) + jnp.log(jnp.maximum(old, 1e-30))
+    k = jnp.clip(jnp.asarray(keep_ratio, jnp.float32) * n, 1.0, n)
+    new = jax.vmap(lambda s: soft_top_k(s, k, temperature))(scores)
+    return span._replace(weight=old * new)

@@ -20,12 +20,13 @@ import numpy as np
 from jax import lax
 
 from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.knobs import FocusKnobs
 from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.llava_onevision import modeling, params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
-from focus_jax.models.llava_onevision.trace import ModelTrace
+from focus_jax.models.llava_onevision.trace import ModelTrace, RelaxedModelTrace
 from focus_jax.models.qwen2 import modeling as qwen2
-from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS
+from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS, jit_with_cpu_options
 
 __all__ = ["LlavaOnevision", "PromptLayout", "from_pretrained"]
 
@@ -206,6 +207,9 @@ class LlavaOnevision:
         position_ids=None,
         return_trace: bool = False,
         logits_to_keep: int = 0,
+        knobs: FocusKnobs | None = None,
+        relaxed: bool = False,
+        temperature=0.05,
     ):
         """Logits of a batch of prompts (one prefill, jit-compiled).
 
@@ -218,26 +222,49 @@ class LlavaOnevision:
             attention_mask: ``(B, S)``, 0 at padding (default: all ones).
             position_ids: ``(B, S)`` RoPE positions (default: running count of valid
                 tokens, as transformers' generate).
-            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``).
+            return_trace: also return the Focus ``ModelTrace`` (needs ``focus``; relaxed: a
+                ``RelaxedModelTrace`` of expected counts, JAX arrays).
             logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
+            knobs: ``focus_jax.FocusKnobs`` (needs ``focus``): per-layer/GEMM thresholds
+                (may be traced: no recompilation when they change) and SEC keep ratios
+                (exact path: concrete, they fix the static kept-token counts; the
+                config's ``sec_alphas`` are replaced). Default: ``FocusKnobs.from_config``.
+            relaxed: differentiable Focus (``jax.grad`` through ``knobs``): soft SIC
+                masks and merge (``similarity_concentration(relaxed=True)``), soft SEC
+                keep weights (``focus_hooks.soft_prune``: every row stays, so ``S_out = S``).
+                Tends to the exact path as ``temperature -> 0``.
+            temperature: of the relaxed masks, > 0 (may be traced).
 
         Returns:
             ``logits`` ``(B, S_out, vocab)`` in the model dtype, or ``(logits, trace)``.
-            Without SEC pruning ``S_out = S``; with it, the rows of the kept tokens
-            (prefix, kept visual tokens, query text), as the reference returns them.
+            Without SEC pruning (or relaxed) ``S_out = S``; with it, the rows of the kept
+            tokens (prefix, kept visual tokens, query text), as the reference returns them.
 
         Raises:
-            ValueError: inconsistent inputs (placeholder counts, shapes), or a trace
-                requested from a dense model.
+            ValueError: inconsistent inputs (placeholder counts, shapes), or a trace,
+                knobs or relaxed Focus requested from a dense model; ``InputError``:
+                knobs of the wrong shape, traced ``sec_keep`` on the exact path.
         """
-        arrays, layout, plan, sizes = self._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
-        if return_trace and plan is None:
-            raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
+        if (knobs is not None or relaxed) and self.focus is None:
+            raise ValueError("knobs and relaxed Focus need a Focus model (focus=FocusConfig(...))")
+        model = self
+        if knobs is not None:
+            knobs.check(self.focus, self.config.text.num_layers)
+            if not relaxed:  # the SEC schedule is static on the exact path
+                model = self.with_focus(self.focus.replace(sec_alphas=knobs.sec_alphas()))
+        elif relaxed:
+            knobs = FocusKnobs.from_config(self.focus, self.config.text.num_layers)
+        arrays, layout, plan, sizes = model._inputs(input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes)
+        if (return_trace or relaxed) and plan is None:
+            raise ValueError("return_trace and relaxed Focus need a Focus model (focus=FocusConfig(...)) and a video prompt")
         logits, rows, records, _ = _forward_jit(
-            self.params, **arrays, cfg=self.config, image_sizes=sizes, plan=plan, return_records=return_trace, logits_to_keep=logits_to_keep
-        )
+            self.params, **arrays, knobs=knobs, temperature=temperature, cfg=self.config, image_sizes=sizes, plan=plan,
+            return_records=return_trace, logits_to_keep=logits_to_keep, relaxed=relaxed,
+        )  # fmt: skip
         if not return_trace:
             return logits
+        if relaxed:
+            return logits, RelaxedModelTrace.from_records(records, plan, self.config.text, layout.text_tokens)
         return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
 
     __call__ = forward
@@ -360,19 +387,19 @@ def _image_jit(params, pixel_values, *, cfg, image_sizes):
     return modeling.image_features(params, cfg, pixel_values, image_sizes)
 
 
-def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0):
+def _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, knobs=None, temperature=0.05, *, cfg, image_sizes, plan, return_records, logits_to_keep, cache_extra=0, relaxed=False):
     return modeling.forward(
         params, cfg, input_ids, key_valid, positions, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos,
         image_sizes=image_sizes, plan=plan, visual_start=visual_start, return_records=return_records,
-        logits_to_keep=logits_to_keep, cache_extra=cache_extra,
+        logits_to_keep=logits_to_keep, cache_extra=cache_extra, knobs=knobs, relaxed=relaxed, temperature=temperature,
     )  # fmt: skip
 
 
-_STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep")
+_STATIC = ("cfg", "image_sizes", "plan", "return_records", "logits_to_keep", "relaxed")
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
-def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+@functools.partial(jit_with_cpu_options, static_argnames=_STATIC)  # also under jax.grad (relaxed knobs)
+def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, knobs=None, temperature=0.05, **static):
     """Logits, kept rows and SIC records of one prefill.
 
     A traced forward also returns the KV caches (the caller drops them): XLA then compiles
@@ -381,8 +408,8 @@ def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
     (without the caches XLA fuses the layer bodies differently and near-tie candidates can
     flip).
     """
-    logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static)
-    return logits, out.rows, out.records, out.caches if static["return_records"] else ()
+    logits, out = _forward(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, knobs, temperature, **static)
+    return logits, out.rows, out.records, out.caches if static["return_records"] and not static.get("relaxed") else ()
 
 
 @functools.partial(

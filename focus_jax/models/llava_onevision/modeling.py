@@ -332,6 +332,9 @@ def forward(
     return_records: bool = False,
     logits_to_keep: int = 0,
     cache_extra: int = 0,
+    knobs=None,
+    relaxed: bool = False,
+    temperature=0.05,
 ):
     """The whole model as one pure function (jit it; differentiable when ``plan`` is None).
 
@@ -341,7 +344,7 @@ def forward(
             (False at padding); positions: ``(B, S)`` int RoPE positions.
         pixel_values, image_sizes, pixel_values_videos: as ``LlavaOnevision.forward``.
         plan, visual_start: Focus (see ``qwen2.modeling.prefill``), or None for dense.
-        return_records, cache_extra: see ``qwen2.modeling.prefill``.
+        return_records, cache_extra, knobs, relaxed, temperature: see ``qwen2.modeling.prefill``.
         logits_to_keep: if > 0, logits of the last rows only.
 
     Returns:
@@ -349,8 +352,9 @@ def forward(
     """
     x = embed(params, cfg, input_ids, pixel_values, pixel_values_videos, image_sizes)
     out = qwen2.prefill(
-        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra, return_records=return_records
-    )
+        params["language"], cfg.text, x, key_valid, positions, plan=plan, visual_start=visual_start, cache_extra=cache_extra,
+        return_records=return_records, knobs=knobs, relaxed=relaxed, temperature=temperature,
+    )  # fmt: skip
     hidden = out.hidden[:, -logits_to_keep:] if logits_to_keep else out.hidden
     return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
 

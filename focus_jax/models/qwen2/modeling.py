@@ -37,10 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.concentration import gather_tokens
 from focus_jax.models import focus_hooks
 from focus_jax.models.attention import cached_attention, causal_attention
 from focus_jax.models.focus_hooks import FocusPlan, GemmRecord, VisualSpan
 from focus_jax.models.layers import activation, dense, rms_norm
+from focus_jax.trace import GEMM_NAMES
 
 __all__ = [
     "Qwen2Config",
@@ -206,7 +208,7 @@ def _apply_rope(x, cos, sin):
 _Identity = lambda name, x: (x, None)  # noqa: E731  (dense: GEMM inputs pass through)
 
 
-def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, segment_ids=None):
+def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, segment_ids=None, key_bias=None):
     """Pre-norm attention with residual. Returns ``(x, q, k, v, records)``."""
     b, s, _ = x.shape
     records = {}
@@ -218,7 +220,7 @@ def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, s
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
     q_flat, records["query"] = concentrate("query", q.reshape(b, s, cfg.q_size))
     q = q_flat.reshape(q.shape)
-    attn = causal_attention(q, k, v, key_valid, scale=cfg.scale, segment_ids=segment_ids)
+    attn = causal_attention(q, k, v, key_valid, scale=cfg.scale, segment_ids=segment_ids, key_bias=key_bias)
     attn, records["o_proj"] = concentrate("o_proj", attn)
     return x + dense(attn, layer["o"]), q, k, v, records
 
@@ -261,6 +263,82 @@ def _pad_cache(k, v, valid, extra):
     return KVCache(k, v, valid, jnp.int32(k.shape[2] - extra))
 
 
+class _Focus(NamedTuple):
+    """Focus settings of one prefill (static plan and mode, traced knobs)."""
+
+    plan: FocusPlan | None
+    knobs: object = None  # focus_jax.FocusKnobs or None (thresholds from the plan's config)
+    relaxed: bool = False
+    temperature: object = 0.05
+
+    def hooks(self, span: VisualSpan, layer):
+        """``concentrate(name, x)`` for decoder layer ``layer`` (int or traced)."""
+        if self.plan is None:
+            return _Identity
+        thresholds = None if self.knobs is None else self.knobs.similarity_threshold[layer]
+
+        def concentrate(name, x):
+            threshold = None if thresholds is None else thresholds[GEMM_NAMES.index(name)]
+            return focus_hooks.concentrate(
+                self.plan, span, name, x, threshold=threshold, relaxed=self.relaxed, temperature=self.temperature
+            )
+
+        return concentrate
+
+    def key_bias(self, span: VisualSpan, seq_len: int):
+        return None if self.plan is None else focus_hooks.key_bias(self.plan, span, seq_len)
+
+
+class _State(NamedTuple):
+    """The current (kept) sequence: hidden states and what travels with each row."""
+
+    x: jnp.ndarray
+    positions: jnp.ndarray
+    key_valid: jnp.ndarray
+    rows: jnp.ndarray
+    span: VisualSpan | None
+
+
+def _scan_layers(params, cfg: Qwen2Config, focus: _Focus, state: _State, lo: int, hi: int, rope, segment_ids, return_records):
+    """Layers ``lo..hi-1`` (equal shapes) as one ``lax.scan``. Returns ``(x, k, v, records)``."""
+    bias = focus.key_bias(state.span, state.x.shape[1])
+
+    def body(h, i):
+        layer = _layer(params["layers"], i)
+        concentrate = focus.hooks(state.span, i)
+        h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, state.key_valid, concentrate, segment_ids, bias)
+        h, rec_m = _mlp_block(h, layer, cfg, concentrate)
+        recs = {**rec_a, **rec_m} if return_records and focus.plan is not None else None
+        return h, (k, v, recs)
+
+    x, (k, v, recs) = lax.scan(body, state.x, jnp.arange(lo, hi))
+    records = {}
+    if recs is not None:
+        record = focus_hooks.RelaxedRecord if focus.relaxed else GemmRecord
+        for i in range(hi - lo):
+            records.update({(lo + i, name): record(*(a[i] for a in r)) for name, r in recs.items()})
+    return x, k, v, records
+
+
+def _sec_layer(params, cfg: Qwen2Config, focus: _Focus, state: _State, layer_index: int, k_keep: int, rope):
+    """SEC layer: attention on the current tokens, SEC, then the MLP on the kept ones
+    (relaxed: on every row, with new soft keep weights). Returns ``(state', k, v, records)``."""
+    plan, span = focus.plan, state.span
+    layer = _layer(params["layers"], layer_index)
+    bias = focus.key_bias(span, state.x.shape[1])
+    x, q, k, v, rec_a = _attention_block(state.x, layer, cfg, rope, state.key_valid, focus.hooks(span, layer_index), key_bias=bias)
+    importance = focus_hooks.sec_importance(plan, span, q, k, state.key_valid, cfg.scale, bias)
+    if focus.relaxed:
+        alpha = focus.knobs.sec_keep[plan.config.sec_layers.index(layer_index)]
+        state = state._replace(x=x, span=focus_hooks.soft_prune(plan, span, importance, alpha, focus.temperature))
+    else:
+        keep_rows, span = focus_hooks.semantic_prune(plan, span, importance, k_keep, x.shape[1])
+        take = jax.vmap(lambda a, r: gather_tokens(a, r, axis=0))
+        state = _State(take(x, keep_rows), take(state.positions, keep_rows), take(state.key_valid, keep_rows), take(state.rows, keep_rows), span)
+    x, rec_m = _mlp_block(state.x, layer, cfg, focus.hooks(state.span, layer_index))
+    return state._replace(x=x), k[None], v[None], {(layer_index, name): r for name, r in {**rec_a, **rec_m}.items()}
+
+
 def prefill(
     params: dict,
     cfg: Qwen2Config,
@@ -273,6 +351,9 @@ def prefill(
     cache_extra: int = 0,
     return_records: bool = False,
     segment_ids: jnp.ndarray | None = None,
+    knobs=None,
+    relaxed: bool = False,
+    temperature=0.05,
 ) -> PrefillResult:
     """Run the decoder over a whole prompt (batch), with Focus if ``plan`` is given.
 
@@ -291,13 +372,19 @@ def prefill(
             several continuations of a shared prefix packed in one row, each attending
             to the prefix and itself. Used by training; the KV cache is then not meant
             for decoding.
+        knobs: ``focus_jax.FocusKnobs`` (may be traced) or None. Exact path: its
+            per-layer/GEMM thresholds replace the config's (the SEC schedule stays the
+            plan's); relaxed path: thresholds and SEC keep ratios (required).
+        relaxed: differentiable Focus: soft SIC masks and merge, soft SEC keep weights
+            (every row stays; ``S_out = S``); records are ``RelaxedRecord`` expected counts.
+        temperature: of the relaxed masks (> 0, may be traced).
 
     Returns:
         ``PrefillResult``.
 
     Raises:
-        ValueError: ``plan`` without ``visual_start``, ``segment_ids`` with ``plan``, or a
-            shape mismatch.
+        ValueError: ``plan`` without ``visual_start``, ``segment_ids`` with ``plan``,
+            ``relaxed`` without ``plan`` and ``knobs``, or a shape mismatch.
     """
     b, s, d = embeds.shape
     if d != cfg.hidden_size:
@@ -306,51 +393,29 @@ def prefill(
         raise ValueError("Focus needs visual_start, the index of each prompt's first visual token")
     if plan is not None and segment_ids is not None:
         raise ValueError("segment_ids (packed continuations) are supported by the dense prefill only")
-    x = embeds
-    rows = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
+    if relaxed and (plan is None or knobs is None):
+        raise ValueError("relaxed Focus needs a plan and FocusKnobs")
+    focus = _Focus(plan, knobs, relaxed, temperature)
     span = VisualSpan(jnp.asarray(visual_start, jnp.int32)) if plan is not None else None
+    state = _State(embeds, positions, key_valid, jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s)), span)
     caches, records = [], {}
-
-    def hooks(span):
-        if plan is None:
-            return _Identity
-        return lambda name, h: focus_hooks.concentrate(plan, span, name, h)
-
     for lo, hi, k_keep in _segments(cfg.num_layers, plan):
-        rope = _rope(cfg, positions, x.dtype)
-        concentrate = hooks(span)
-        ks, vs = [], []
+        rope = _rope(cfg, state.positions, state.x.dtype)
+        ks, vs, valid_here = [], [], state.key_valid
         if hi > lo:
-
-            def body(h, i):
-                layer = _layer(params["layers"], i)
-                h, _, k, v, rec_a = _attention_block(h, layer, cfg, rope, key_valid, concentrate, segment_ids)
-                h, rec_m = _mlp_block(h, layer, cfg, concentrate)
-                recs = {**rec_a, **rec_m} if return_records and plan is not None else None
-                return h, (k, v, recs)
-
-            x, (k, v, recs) = lax.scan(body, x, jnp.arange(lo, hi))
+            x, k, v, recs = _scan_layers(params, cfg, focus, state, lo, hi, rope, segment_ids, return_records)
+            state = state._replace(x=x)
+            ks.append(k), vs.append(v), records.update(recs)
+        if k_keep is not None:
+            state, k, v, recs = _sec_layer(params, cfg, focus, state, hi, k_keep, rope)
             ks.append(k), vs.append(v)
-            if recs is not None:
-                for i in range(hi - lo):
-                    records.update({(lo + i, name): GemmRecord(*(a[i] for a in r)) for name, r in recs.items()})
-        valid_here = key_valid
-        if k_keep is not None:  # SEC layer `hi`: attention on the current tokens, MLP on the kept ones
-            layer = _layer(params["layers"], hi)
-            x, q, k, v, rec_a = _attention_block(x, layer, cfg, rope, key_valid, concentrate)
-            ks.append(k[None]), vs.append(v[None])
-            importance = focus_hooks.sec_importance(plan, span, q, k, key_valid, cfg.scale)
-            keep_rows, span = focus_hooks.semantic_prune(plan, span, importance, k_keep, x.shape[1])
-            take = lambda a: jnp.take_along_axis(a, keep_rows.reshape(keep_rows.shape + (1,) * (a.ndim - 2)), axis=1)
-            x, positions, key_valid, rows = take(x), take(positions), take(key_valid), take(rows)
-            x, rec_m = _mlp_block(x, layer, cfg, hooks(span))
             if return_records:
-                records.update({(hi, name): r for name, r in {**rec_a, **rec_m}.items()})
+                records.update(recs)
         k = ks[0] if len(ks) == 1 else jnp.concatenate(ks, axis=0)
         v = vs[0] if len(vs) == 1 else jnp.concatenate(vs, axis=0)
         caches.append(_pad_cache(k, v, valid_here, cache_extra))
-    hidden = rms_norm(x, params["norm"], cfg.rms_norm_eps)
-    return PrefillResult(hidden, rows, tuple(caches), records)
+    hidden = rms_norm(state.x, params["norm"], cfg.rms_norm_eps)
+    return PrefillResult(hidden, state.rows, tuple(caches), records)
 
 
 def decode_step(params: dict, cfg: Qwen2Config, caches: tuple, token_embeds: jnp.ndarray, positions: jnp.ndarray):
