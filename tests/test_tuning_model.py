@@ -100,4 +100,8 @@ def test_data_parallel_evaluation_equals_one_device():
     result = subprocess.run([sys.executable, "-c", CHECK], check=False, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(out["four"], out["one"], rtol=1e-6, atol=1e-9)
+    one, four = np.asarray(out["one"]), np.asarray(out["four"])
+    # accuracy, modeled costs and designs: the same Focus decisions, so identical; the KL of
+    # float32 logits computed in another fusion differs in the 8th digit (measured 4.8e-8)
+    np.testing.assert_array_equal(np.delete(four, 1), np.delete(one, 1))
+    assert abs(four[1] - one[1]) <= 1e-6
