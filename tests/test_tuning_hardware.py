@@ -150,3 +150,14 @@ def test_tunable_focus_starts_at_the_config_and_stays_in_bounds():
     assert np.all(t >= 0.8) and np.all(t < 0.81) and np.all(keep <= 1.0) and np.all(keep > 0.99)
     with pytest.raises(ValueError, match="outside the bounds"):
         TunableFocus(cfg, 4, threshold_bounds=(0.96, 1.0))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sparsity", "0.4"], "need --hardware-only"),
+    (["--lambda", "-1"], "every --lambda >= 0"),
+    (["--calibration", "0"], "--calibration must be >= 1"),
+])
+def test_cli_model_path_bad_input_is_one_line(args, message):
+    result = CliRunner().invoke(app, ["tune", *args])
+    assert result.exit_code == 1
+    assert "error:" in result.output and message in result.output and "Traceback" not in result.output
