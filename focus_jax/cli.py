@@ -50,7 +50,7 @@ def cli_errors(fn):
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate, evaluate, model_info, rtl, run, simulate, train_demo
+    from focus_jax.commands import concentrate, evaluate, model_info, rtl, run, simulate, train_demo, tune
 
     app.command("run")(cli_errors(run.run))
     app.command("eval")(cli_errors(evaluate.evaluate))
@@ -58,6 +58,7 @@ def _register() -> None:
     app.command("concentrate")(cli_errors(concentrate.concentrate))
     app.command("simulate")(cli_errors(simulate.simulate))
     app.command("model-info")(cli_errors(model_info.model_info))
+    app.command("tune")(cli_errors(tune.tune))
     app.command("rtl")(cli_errors(rtl.rtl))
 
 
