@@ -119,7 +119,7 @@ def install_sigint_handler() -> None:
 
 
 def _register() -> None:
-    from focus_jax.commands import concentrate, evaluate, model_info, run, simulate, train_demo
+    from focus_jax.commands import concentrate, evaluate, model_info, rtl, run, simulate, train_demo, tune
 
     app.command("run")(cli_errors(run.run))
     app.command("eval")(cli_errors(evaluate.evaluate))
@@ -127,6 +127,8 @@ def _register() -> None:
     app.command("concentrate")(cli_errors(concentrate.concentrate))
     app.command("simulate")(cli_errors(simulate.simulate))
     app.command("model-info")(cli_errors(model_info.model_info))
+    app.command("tune")(cli_errors(tune.tune))
+    app.command("rtl")(cli_errors(rtl.rtl))
 
 
 _register()

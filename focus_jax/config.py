@@ -61,11 +61,6 @@ class VisualGeometry:
         """Distance between the same patch in consecutive frames: ``H * W``."""
         return self.height * self.width
 
-    @property
-    def height_stride(self) -> int:
-        """Distance between vertically adjacent patches: ``W``."""
-        return self.width
-
     def check_tokens(self, n: int, what: str = "x") -> None:
         """Raise ``ValueError`` unless ``n`` equals ``num_tokens``."""
         if n != self.num_tokens:

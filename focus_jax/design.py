@@ -27,7 +27,7 @@ from pathlib import Path
 from focus_jax.config import FocusConfig
 from focus_jax.errors import InputError
 
-__all__ = ["HardwareDesign", "Design", "DESIGN_FORMAT", "DESIGN_VERSION", "MAX_DESIGN_BYTES"]
+__all__ = ["DESIGN_FORMAT", "DESIGN_VERSION", "MAX_DESIGN_BYTES", "Design", "HardwareDesign"]
 
 DESIGN_FORMAT = "focus-design"
 DESIGN_VERSION = 1
@@ -99,7 +99,7 @@ class HardwareDesign:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d) -> "HardwareDesign":
+    def from_dict(cls, d) -> HardwareDesign:
         """Inverse of ``to_dict``.
 
         Raises:
@@ -112,13 +112,39 @@ class HardwareDesign:
             raise InputError(f"unknown hardware fields: {', '.join(map(str, unknown))}")
         return cls(**d)
 
+    @classmethod
+    def from_costmodel(cls, hw, vector_size: int = 32, data_width: int = 16) -> HardwareDesign:
+        """The design-file view of a ``costmodel.Hardware`` whose array, tile and SIC fields
+        are whole numbers (a tuned design after rounding).
+
+        Raises:
+            InputError: a field that is not a whole number (an unrounded design), or as the
+                constructor.
+        """
+        fields = {}
+        for name in ("rows", "cols", "m_tile", "n_tile", "k_tile", "scatter_vectors", "gather_block"):
+            value = float(getattr(hw, name))
+            if not value.is_integer():
+                raise InputError(
+                    f"hardware.{name} must be a whole number to be built, got {value!r} "
+                    "(round the design first)"
+                )
+            fields[name] = int(value)
+        return cls(kind=hw.kind, dataflow=hw.dataflow, vector_size=vector_size, data_width=data_width, **fields)
+
     def to_costmodel(self):
         """The ``costmodel.Hardware`` this design describes (the kind's paper design with
         these array, tile and SIC fields)."""
         import costmodel
 
-        fields = dict(rows=self.rows, cols=self.cols, dataflow=self.dataflow, m_tile=self.m_tile,
-                      n_tile=self.n_tile, k_tile=self.k_tile)
+        fields = dict(
+            rows=self.rows,
+            cols=self.cols,
+            dataflow=self.dataflow,
+            m_tile=self.m_tile,
+            n_tile=self.n_tile,
+            k_tile=self.k_tile,
+        )
         if self.kind in ("focus", "sec-only"):
             fields |= dict(scatter_vectors=self.scatter_vectors, gather_block=self.gather_block)
         return costmodel.accelerator(self.kind, **fields)
@@ -174,7 +200,7 @@ class Design:
         }
 
     @classmethod
-    def from_dict(cls, d) -> "Design":
+    def from_dict(cls, d) -> Design:
         """Inverse of ``to_dict``.
 
         Raises:
@@ -207,7 +233,7 @@ class Design:
         return path
 
     @classmethod
-    def load(cls, path) -> "Design":
+    def load(cls, path) -> Design:
         """Read and validate a design file.
 
         Raises:

@@ -53,7 +53,7 @@ class FocusKnobs:
     sec_keep: jax.Array
 
     @classmethod
-    def from_config(cls, cfg: FocusConfig, num_layers: int) -> "FocusKnobs":
+    def from_config(cls, cfg: FocusConfig, num_layers: int) -> FocusKnobs:
         """The knobs that reproduce ``cfg``: its threshold everywhere, its SEC alphas.
 
         Raises:
@@ -79,8 +79,8 @@ class FocusKnobs:
             )
         if tuple(np.shape(self.sec_keep)) != (len(cfg.sec_layers),):
             raise InputError(
-                f"FocusKnobs.sec_keep must have shape ({len(cfg.sec_layers)},) (one per SEC layer), "
-                f"got {np.shape(self.sec_keep)}"
+                f"FocusKnobs.sec_keep must have shape ({len(cfg.sec_layers)},) (one per SEC layer), got "
+                f"{np.shape(self.sec_keep)}"
             )
 
     def sec_alphas(self) -> tuple[float, ...]:

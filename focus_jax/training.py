@@ -272,7 +272,7 @@ def answer_accuracy(params: dict, model_cfg, batch: dict) -> float:
 
 def _answer_predictions_impl(params, input_ids, attention_mask, labels, videos, cfg):
     mask = attention_mask > 0
-    positions = jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
+    positions = modeling.positions_from_mask(mask)
     logits, _ = modeling.forward(params, cfg, input_ids, mask, positions, pixel_values_videos=videos)
     first = jnp.argmax(labels != modeling.IGNORE_INDEX, axis=1)  # first labelled position = answer token
     return jnp.argmax(logits[jnp.arange(input_ids.shape[0]), first - 1], axis=-1).astype(jnp.int32)

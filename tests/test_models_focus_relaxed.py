@@ -6,6 +6,10 @@ thresholds from the knobs, and the gradient of task loss + lambda * modeled late
 respect to the knobs is finite and agrees in sign with finite differences of the exact path.
 """
 
+import dataclasses
+import functools
+import itertools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -17,7 +21,8 @@ from focus_jax import FocusKnobs, from_pretrained
 from focus_jax.data import build_tokenizer, generate_samples, make_batch
 from focus_jax.demo_model import DEMO_FOCUS, demo_model_dir, demo_task_config
 from focus_jax.errors import InputError
-from focus_jax.trace import GEMM_NAMES
+from focus_jax.models.llava_onevision.trace import RelaxedModelTrace
+from focus_jax.trace import GEMM_NAMES, RelaxedFocusTrace
 
 #: Two SEC layers (so relaxed SEC composes), the shipped SIC settings.
 CFG = DEMO_FOCUS.replace(sec_layers=(1, 2), sec_alphas=(0.5, 0.25))
@@ -32,11 +37,7 @@ def setup():
     batch = make_batch(samples, tok, num_video_tokens=129, image_size=64, with_answers=False)
     answers = jnp.asarray([tok.convert_tokens_to_ids(s.answer) for s in samples])
     model = from_pretrained(demo_model_dir(), focus=CFG)
-    inputs = dict(
-        input_ids=batch["input_ids"],
-        pixel_values_videos=batch["pixel_values_videos"],
-        attention_mask=batch["attention_mask"],
-    )
+    inputs = {k: batch[k] for k in ("input_ids", "pixel_values_videos", "attention_mask")}
     exact, trace = model.forward(**inputs, return_trace=True)
     return model, inputs, answers, np.asarray(exact), trace
 
@@ -47,8 +48,39 @@ def _loss(logits, answers):
     return -jnp.mean(jnp.take_along_axis(logp, answers[:, None], axis=1))
 
 
+@functools.partial(jax.jit, static_argnames="template")
+def _priced(kept, zero, similar, template):
+    """Modeled latency (s, relaxed mode) of ``template`` with these counts: one compiled
+    program, reused by the exact finite differences and (nested) under ``jax.grad``."""
+    trace = dataclasses.replace(template, kept_tokens=kept, zero_vectors=zero, similar_vectors=similar)
+    return cm.evaluate(cm.focus(), cm.Workload.from_trace(trace), mode="relaxed").time_s
+
+
 def _latency(trace):
-    return cm.evaluate(cm.focus(), cm.Workload.from_trace(trace.to_focus_trace(0)), mode="relaxed").time_s
+    """Latency of prompt 0 of a relaxed (JAX counts) or exact (numpy masks) model trace."""
+    if isinstance(trace, RelaxedModelTrace):
+        t = trace.to_focus_trace(0)
+        return _priced(
+            t.kept_tokens,
+            t.zero_vectors,
+            t.similar_vectors,
+            dataclasses.replace(t, model=_Frozen(t.model), kept_tokens=None, zero_vectors=None, similar_vectors=None),
+        )
+    exact = trace.to_focus_trace(0)
+    stats = cm.FocusStats.from_trace(exact)
+    template = RelaxedFocusTrace(
+        exact.geometry, exact.config, _Frozen(exact.model), exact.text_tokens, None, None, None, stats.vectors_per_token
+    )
+    return _priced(
+        *(jnp.asarray(a, jnp.float32) for a in (stats.kept_tokens, stats.zero_vectors, stats.similar_vectors)), template
+    )
+
+
+class _Frozen(dict):
+    """A hashable dict (the trace's model dimensions inside a static jit argument)."""
+
+    def __hash__(self):
+        return hash(tuple(sorted(self.items())))
 
 
 def test_knobs_round_trip_and_validation():
@@ -80,7 +112,7 @@ def test_exact_path_takes_per_layer_gemm_thresholds(setup):
     np.testing.assert_array_equal(t1.rows, trace.rows)
     off = knobs.similarity_threshold.at[2, GEMM_NAMES.index("gate_proj")].set(1.0)  # no merging in one GEMM input
     _, t2 = model.forward(**inputs, knobs=FocusKnobs(off, knobs.sec_keep), return_trace=True)  # same compiled program
-    similar = lambda t, key: t.gemms[key][1][0].sum()  # noqa: E731
+    similar = lambda t, key: t.gemms[key][1][0].sum()
     assert similar(t1, (2, "gate_proj")) > 0 and similar(t2, (2, "gate_proj")) == 0
     assert similar(t2, (2, "down_proj")) > 0 and similar(t2, (3, "gate_proj")) > 0
 
@@ -106,7 +138,7 @@ def relaxed(setup):
 
 
 def test_relaxed_logits_tend_to_exact_as_temperature_falls(setup, relaxed):
-    model, inputs, _, exact, trace = setup
+    _, inputs, _, exact, trace = setup
     rows = trace.rows
     errors, answer_errors = [], []
     for t in (0.1, 0.01, 1e-3, 1e-4):
@@ -119,7 +151,7 @@ def test_relaxed_logits_tend_to_exact_as_temperature_falls(setup, relaxed):
             f"temperature {t:g}: max |relaxed - exact| logits {errors[-1]:.3e} (all kept rows), "
             f"{answer_errors[-1]:.3e} (answer row)"
         )
-    assert all(b < a for a, b in zip(answer_errors, answer_errors[1:]))
+    assert all(b < a for a, b in itertools.pairwise(answer_errors))
     assert answer_errors[-1] < 1e-2 and errors[-1] < 0.5
     # the expected counts (what the cost model prices) tend to the exact trace's
     ref = cm.FocusStats.from_trace(trace.to_focus_trace(0))

@@ -31,12 +31,24 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, min=0, help="Data seed of the questions (default: the held-out seed)."),
     check: bool = typer.Option(False, "--check", help="Exit with status 2 if a goal is missed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="focus, cmc, adaptiv, framefusion or fastv: that method vs dense."
+    ),
+    method_config: Optional[Path] = typer.Option(
+        None, "--method-config", help='Baseline config JSON ({"method": ..., fields}).'
+    ),
+    compare: bool = typer.Option(
+        False, "--compare", help="Every method on the same questions: accuracy, work, modeled cost."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="With --compare/--method: accuracy vs modeled latency PNG."
+    ),
 ) -> None:
     """Evaluate a task model on held-out synthetic video questions, dense and with Focus."""
     from rich.progress import Progress
 
     from focus_jax.config import FocusConfig
-    from focus_jax.qa_eval import eval_task_config, goal_checks, held_out_samples, load_task_model
+    from focus_jax.qa_eval import EVAL_SEED, eval_task_config, goal_checks, held_out_samples, load_task_model
     from focus_jax.qa_eval import evaluate as run_eval
 
     loaded, model_dir, default_focus = load_task_model(model)
@@ -46,6 +58,13 @@ def evaluate(
         if focus is None:
             raise ValueError(f"{model_dir} has no focus_config.json; pass --focus-config or --no-focus")
     task = eval_task_config(loaded.config.vision, frames)
+    if compare or method is not None or method_config is not None:
+        from focus_jax.baselines.compare import eval_methods, run_eval_methods
+
+        rows = eval_methods(method, method_config, focus, compare)
+        return run_eval_methods(
+            loaded, task, EVAL_SEED if seed is None else seed, questions, rows, batch_size, plot, as_json
+        )
     samples = held_out_samples(task, questions, batch_size, seed)
     with Progress(transient=True, disable=as_json) as bar:
         job = bar.add_task("rendering and answering (dense + Focus)", total=questions)

@@ -1,7 +1,7 @@
 """Focus' three concentration stages as pure, jit-compiled JAX functions.
 
-- SEC (semantic): ``attention_importance`` (streamed query rows), ``token_importance``, ``select_tokens``,
-  ``sequence_keep_indices``, ``gather_tokens``, ``scatter_tokens``, ``soft_top_k``.
+- SEC (semantic): ``attention_importance`` (streamed query rows), ``token_importance``,
+  ``select_tokens``, ``sequence_keep_indices``, ``gather_tokens``, ``scatter_tokens``, ``soft_top_k``.
 - SIC block level: ``block_similarity``.
 - SIC vector level: ``vector_concentration``.
 - ``similarity_concentration`` composes the two SIC stages.
@@ -10,6 +10,7 @@ Semantics: ../shared/spec/focus-algorithm.md.
 """
 
 from focus_jax.concentration.block import NO_CANDIDATE, BlockMatch, window_offsets
+from focus_jax.concentration.layout import vector_layout
 from focus_jax.concentration.semantic import (
     attention_importance,
     gather_tokens,
@@ -25,7 +26,6 @@ from focus_jax.concentration.sic import (
     similarity_concentration,
     vector_concentration,
 )
-from focus_jax.concentration.vectors import vector_layout
 
 __all__ = [
     "NO_CANDIDATE",

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from focus_jax.concentration.block import BlockMatch, block_match
-from focus_jax.concentration.vector import chase_pointers, group_mean, similar_mask
-from focus_jax.concentration.vectors import join_vectors, split_vectors, vector_layout
+from focus_jax.concentration.layout import join_vectors, split_vectors, vector_layout
+from focus_jax.concentration.merge import chase_pointers, group_mean, similar_mask
 from focus_jax.config import FocusConfig, VisualGeometry
 
 __all__ = [

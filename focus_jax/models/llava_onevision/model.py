@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.baselines.hooks import MethodPlan
 from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS, jit_with_cpu_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.inputs.focus_file import check_focus_fits
@@ -60,6 +61,21 @@ def _bucket(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def _pad_to_buckets(input_ids, attention_mask, videos, pad: int, seq_bucket: int):
+    """Static buckets for ``generate``: the batch to a power of two (repeating the last
+    prompt), the length to a multiple of ``seq_bucket`` by left padding. Returns numpy
+    ``(ids, mask, videos)``."""
+    ids = np.asarray(input_ids)
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+    b, s = ids.shape
+    left = _bucket(s, seq_bucket) - s
+    ids = np.pad(ids, ((0, 0), (left, 0)), constant_values=pad)
+    mask = np.pad(mask, ((0, 0), (left, 0)))
+    extra = (1 << (b - 1).bit_length()) - b
+    rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)  # noqa: E731
+    return (rep(ids), rep(mask), rep(videos)) if extra else (ids, mask, None if videos is None else np.asarray(videos))
+
+
 class LlavaOnevision:
     """A LLaVA-OneVision model (SigLIP + projector + Qwen2) with optional Focus.
 
@@ -67,6 +83,8 @@ class LlavaOnevision:
         config: ``LlavaOnevisionConfig``.
         params: parameter pytree (JAX arrays in ``dtype``).
         focus: ``FocusConfig`` applied in prefill, or None for dense.
+        method: a baseline config (``focus_jax.baselines``: CMC, Adaptiv, FrameFusion,
+            FastV) applied in prefill instead of Focus, or None (``with_method``).
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
@@ -77,6 +95,7 @@ class LlavaOnevision:
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
         self.focus = focus
+        self.method = None
         self.dtype = jnp.dtype(dtype)
         self.mesh = mesh
         if mesh is not None:
@@ -111,7 +130,14 @@ class LlavaOnevision:
     def with_focus(self, focus: FocusConfig | None) -> "LlavaOnevision":
         """The same weights with another Focus configuration (no copy)."""
         other = object.__new__(LlavaOnevision)
-        other.__dict__.update(self.__dict__, focus=focus)
+        other.__dict__.update(self.__dict__, focus=focus, method=None)
+        return other
+
+    def with_method(self, method) -> "LlavaOnevision":
+        """The same weights running baseline ``method`` (a ``focus_jax.baselines`` config;
+        None: dense) in prefill instead of Focus (no copy)."""
+        other = self.with_focus(None)
+        other.method = method
         return other
 
     # ------------------------------------------------------------------ vision side
@@ -159,11 +185,14 @@ class LlavaOnevision:
         query = input_ids.shape[1] - (start + n_grid)
         return PromptLayout(start, query, valid - n_grid, frames)
 
-    def _plan(self, layout: PromptLayout) -> FocusPlan | None:
-        if self.focus is None or layout.frames == 0:
+    def _plan(self, layout: PromptLayout) -> FocusPlan | MethodPlan | None:
+        if (self.focus is None and self.method is None) or layout.frames == 0:
             return None
         s = self.config.pooled_side
         geom = VisualGeometry(layout.frames, s, s)
+        if self.method is not None:
+            text = self.config.text
+            return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
         return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
 
     def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
@@ -174,15 +203,17 @@ class LlavaOnevision:
         if mask.shape != ids.shape:
             raise ValueError(f"attention_mask has shape {mask.shape}, input_ids {ids.shape}")
         if position_ids is None:  # as transformers' generate: count valid tokens, padding at 1
-            position_ids = np.where(mask > 0, np.cumsum(mask, axis=1) - 1, 1)
+            position_ids = modeling.positions_from_mask(mask, np)
         videos = None if pixel_values_videos is None else np.asarray(pixel_values_videos)
         if videos is not None and (videos.ndim != 5 or videos.shape[0] != ids.shape[0]):
             raise ValueError(f"pixel_values_videos must be (batch={ids.shape[0]}, frames, C, H, W), got {videos.shape}")
         frames = 0 if videos is None else videos.shape[1]
         layout = self.layout(ids, mask, frames)
         plan = self._plan(layout)
-        if self.focus is not None and pixel_values is not None:
-            raise ValueError("Focus concentrates video prompts; pass images to a model without focus (focus=None)")
+        if (self.focus is not None or self.method is not None) and pixel_values is not None:
+            raise ValueError(
+                "Focus and the baselines concentrate video prompts; pass images to a dense model (focus=None)"
+            )
         sizes = None
         if pixel_values is not None:
             if image_sizes is None:
@@ -235,7 +266,8 @@ class LlavaOnevision:
             position_ids: ``(B, S)`` RoPE positions (default: running count of valid
                 tokens, as transformers' generate).
             return_trace: also return the Focus ``ModelTrace`` (needs ``focus``; relaxed: a
-                ``RelaxedModelTrace`` of expected counts, JAX arrays).
+                ``RelaxedModelTrace`` of expected counts, JAX arrays), or with a baseline
+                ``method`` a list of ``focus_jax.baselines.trace.MethodTrace``, one per prompt.
             logits_to_keep: if > 0, logits of the last ``logits_to_keep`` rows only.
             knobs: ``focus_jax.FocusKnobs`` (needs ``focus``): per-layer/GEMM thresholds
                 (may be traced: no recompilation when they change) and SEC keep ratios
@@ -289,6 +321,8 @@ class LlavaOnevision:
             return logits
         if relaxed:
             return logits, RelaxedModelTrace.from_records(records, plan, self.config.text, layout.text_tokens)
+        if isinstance(plan, MethodPlan):
+            return logits, method_traces(records, plan, self.config.text, layout.text_tokens)
         return logits, ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
 
     __call__ = forward
@@ -324,7 +358,8 @@ class LlavaOnevision:
                 config's). pad_token_id: emitted after a prompt stopped (default: the
                 config's pad id, else the first eos id, else 0).
             seq_bucket: prompts are left-padded to a multiple of this length.
-            return_trace: also return the Focus ``ModelTrace`` of the prompt, recorded by
+            return_trace: also return the Focus ``ModelTrace`` of the prompt (with a
+                baseline ``method``: the list of ``MethodTrace``), recorded by
                 the same compiled prefill that fills the KV cache (no second prefill).
                 It equals ``forward(..., return_trace=True)``'s trace of the unpadded
                 batch: ``rows`` index the caller's ``input_ids``.
@@ -341,34 +376,18 @@ class LlavaOnevision:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if do_sample and not (temperature > 0 and 0 < top_p <= 1):
             raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        text = self.config.text
-        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = (
-            pad_token_id
-            if pad_token_id is not None
-            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        eos, pad = self._special_ids(eos_token_id, pad_token_id)
+        b, s = np.shape(input_ids)
+        raw = np.asarray(input_ids)
+        valid = np.ones_like(raw) if attention_mask is None else np.asarray(attention_mask)
+        video_tokens = int(((raw == self.config.video_token_id) & (valid > 0)).sum(axis=1).max())
+        check_context_length(
+            int(valid.sum(axis=1).max()), max_new_tokens, self.config.text.max_position_embeddings, video_tokens
         )
-        ids = np.asarray(input_ids)
-        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-        b, s = ids.shape
-        check_context_length(int(mask.sum(axis=1).max()), max_new_tokens, text.max_position_embeddings,
-                             int(((ids == self.config.video_token_id) & (mask > 0)).sum(axis=1).max()))  # fmt: skip
-        # static buckets: batch to a power of two (repeating the last prompt), length by left padding
-        b_pad = 1 << (b - 1).bit_length()
-        s_pad = _bucket(s, seq_bucket)
-        ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
-        mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
-        extra = b_pad - b
-        rep = lambda a: (
-            None
-            if a is None
-            else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)
-            if extra
-            else np.asarray(a)
-        )
-        ids, mask, videos = rep(ids), rep(mask), rep(pixel_values_videos)
-        if pixel_values is not None and extra:
+        ids, mask, videos = _pad_to_buckets(input_ids, attention_mask, pixel_values_videos, pad, seq_bucket)
+        if pixel_values is not None and ids.shape[0] != b:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
+        s_pad = ids.shape[1]
         arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
         if return_trace and plan is None:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
@@ -403,11 +422,21 @@ class LlavaOnevision:
             return tokens
         return tokens, self._unpadded_trace(records, plan, layout, rows, b, s_pad - s)
 
+    def _special_ids(self, eos_token_id, pad_token_id) -> tuple[tuple[int, ...], int]:
+        """``(eos ids, pad id)`` of ``generate`` (defaults in its docstring)."""
+        text = self.config.text
+        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
+        if pad_token_id is None:
+            pad_token_id = text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0)
+        return eos, int(pad_token_id)
+
     def _unpadded_trace(self, records, plan, layout, rows, batch: int, left_pad: int) -> ModelTrace:
         """The trace of ``generate``'s padded prefill restricted to the caller's ``batch``
         prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
         padding rows come first: SEC never prunes text before the visual span)."""
         records = jax.tree.map(lambda a: a[:batch], records)
+        if isinstance(plan, MethodPlan):
+            return method_traces(records, plan, self.config.text, layout.text_tokens[:batch])
         rows = np.asarray(rows)[:batch, left_pad:] - left_pad
         return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
 
@@ -589,6 +618,31 @@ def _decode_jit(
     out = jnp.full((b, capacity), pad, jnp.int32)
     state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
     return lax.while_loop(cond, body, state)[-1]
+
+
+def method_traces(records: dict, plan: MethodPlan, text, text_tokens) -> list:
+    """One ``MethodTrace`` per prompt from a baseline prefill's records."""
+    from focus_jax.baselines.trace import MethodTrace
+
+    host = jax.device_get(records)
+    kept = np.asarray(host["kept"])
+    sparsity = plan.layer_sparsity(host)
+    model = {
+        "num_layers": text.num_layers, "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
+        "num_heads": text.num_heads, "num_kv_heads": text.num_kv_heads, "head_dim": text.head_dim,
+    }  # fmt: skip
+    return [
+        MethodTrace(
+            plan.method,
+            plan.config.to_dict(),
+            plan.geometry,
+            model,
+            int(text_tokens[i]),
+            kept[i],
+            None if sparsity is None else sparsity[i],
+        )
+        for i in range(kept.shape[0])
+    ]
 
 
 def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32, mesh=None) -> LlavaOnevision:

@@ -55,7 +55,7 @@ __all__ = [
     "embed",
     "forward",
     "loss_fn",
-    "training_loss",
+    "positions_from_mask",
     "IGNORE_INDEX",
 ]
 
@@ -393,6 +393,14 @@ def forward(
     return qwen2.logits_from_hidden(params["language"], cfg.text, hidden), out
 
 
+def positions_from_mask(attention_mask, xp=jnp):
+    """RoPE positions of a left-padded batch as transformers' ``generate`` counts them: the
+    running count of valid tokens, 1 at padding. ``(B, S)`` mask (bool or 0/1) -> ``(B, S)``
+    int; ``xp`` is ``jax.numpy`` (traceable) or ``numpy`` (host)."""
+    mask = xp.asarray(attention_mask) > 0
+    return xp.where(mask, xp.cumsum(mask, axis=1) - 1, 1)
+
+
 def loss_fn(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Next-token cross-entropy, mean over labelled tokens (transformers' causal-LM loss).
 
@@ -410,36 +418,3 @@ def loss_fn(logits: jnp.ndarray, labels: jnp.ndarray) -> tuple[jnp.ndarray, jnp.
     picked = jnp.take_along_axis(logp, jnp.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
     count = jnp.sum(valid).astype(jnp.float32)
     return -jnp.sum(jnp.where(valid, picked, 0.0)) / jnp.maximum(count, 1.0), count
-
-
-def training_loss(
-    params: dict,
-    cfg: LlavaOnevisionConfig,
-    input_ids,
-    labels,
-    attention_mask=None,
-    pixel_values_videos=None,
-    pixel_values=None,
-    image_sizes=None,
-):
-    """Mean next-token cross-entropy of a batch (dense model; ``jax.grad``-able).
-
-    ``labels`` ``(B, S)``: targets aligned with ``input_ids`` (``IGNORE_INDEX`` where no
-    loss is wanted: prompt, visual placeholders, padding). Positions count valid tokens.
-
-    Returns:
-        float32 scalar.
-    """
-    mask = jnp.ones(input_ids.shape, bool) if attention_mask is None else attention_mask > 0
-    positions = jnp.where(mask, jnp.cumsum(mask, axis=1) - 1, 1)
-    logits, _ = forward(
-        params,
-        cfg,
-        input_ids,
-        mask,
-        positions,
-        pixel_values=pixel_values,
-        pixel_values_videos=pixel_values_videos,
-        image_sizes=image_sizes,
-    )
-    return loss_fn(logits, labels)[0]

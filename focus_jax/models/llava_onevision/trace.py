@@ -50,7 +50,7 @@ class ModelTrace:
     rows: np.ndarray
 
     @classmethod
-    def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens, rows) -> "ModelTrace":
+    def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens, rows) -> ModelTrace:
         host = jax.device_get(records)
         gemms = {key: tuple(np.asarray(a) for a in rec) for key, rec in host.items()}
         return cls(plan, _model_dims(text), gemms, np.asarray(text_tokens), np.asarray(rows))
@@ -112,9 +112,9 @@ class RelaxedModelTrace:
     text_tokens: np.ndarray
 
     @classmethod
-    def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens) -> "RelaxedModelTrace":
+    def from_records(cls, records: dict, plan: FocusPlan, text: Qwen2Config, text_tokens) -> RelaxedModelTrace:
         """From ``{(layer, gemm): RelaxedRecord}`` of every layer and GEMM input (stays in JAX)."""
-        stack = lambda field: jnp.stack(  # noqa: E731
+        stack = lambda field: jnp.stack(
             [
                 jnp.stack([getattr(records[(layer, g)], field) for g in GEMM_NAMES], axis=-1)
                 for layer in range(text.num_layers)

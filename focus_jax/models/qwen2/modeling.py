@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from focus_jax.baselines.hooks import MethodPlan
 from focus_jax.concentration import gather_tokens
 from focus_jax.models import focus_hooks
 from focus_jax.models.attention import cached_attention, causal_attention
@@ -218,8 +219,14 @@ def _apply_rope(x, cos, sin):
 _Identity = lambda name, x: (x, None)  # noqa: E731  (dense: GEMM inputs pass through)
 
 
-def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, segment_ids=None, key_bias=None):
-    """Pre-norm attention with residual. Returns ``(x, q, k, v, records)``."""
+def _attention_block(
+    x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, segment_ids=None, key_bias=None, attention_hook=None
+):
+    """Pre-norm attention with residual. Returns ``(x, q, k, v, records)``.
+
+    ``key_bias`` ``(B, S)``: added to the attention logits of each key (relaxed SEC's log keep weights).
+    ``attention_hook(q, k, v, out) -> out``, if given, edits the attention output (heads
+    concatenated, before ``o_proj``'s input hook): CMC's attention-score approximation."""
     b, s, _ = x.shape
     records = {}
     h, records["q_proj"] = concentrate("q_proj", rms_norm(x, layer["attn_norm"], cfg.rms_norm_eps))
@@ -231,6 +238,8 @@ def _attention_block(x, layer, cfg: Qwen2Config, rope, key_valid, concentrate, s
     q_flat, records["query"] = concentrate("query", q.reshape(b, s, cfg.q_size))
     q = q_flat.reshape(q.shape)
     attn = causal_attention(q, k, v, key_valid, scale=cfg.scale, segment_ids=segment_ids, key_bias=key_bias)
+    if attention_hook is not None:
+        attn = attention_hook(q, k, v, attn)
     attn, records["o_proj"] = concentrate("o_proj", attn)
     return x + dense(attn, layer["o"]), q, k, v, records
 
@@ -383,7 +392,8 @@ def prefill(
         embeds: ``(B, S, D)`` input embeddings (text embeddings with visual features in place).
         key_valid: ``(B, S)`` bool, False at padding.
         positions: ``(B, S)`` int RoPE positions.
-        plan: static Focus plan, or None for dense.
+        plan: static Focus plan, a baseline's ``focus_jax.baselines.hooks.MethodPlan``
+            (CMC, Adaptiv, FrameFusion, FastV), or None for dense.
         visual_start: ``(B,)`` int32, sequence index of each prompt's first visual token
             (required with ``plan``); the ``plan.num_visual`` tokens from there are the grid.
         cache_extra: free KV-cache slots to allocate after the prompt (decode steps).
@@ -409,6 +419,12 @@ def prefill(
     b, s, d = embeds.shape
     if d != cfg.hidden_size:
         raise ValueError(f"embeddings have width {d}, the decoder expects {cfg.hidden_size}")
+    if isinstance(plan, MethodPlan):
+        if visual_start is None or segment_ids is not None:
+            raise ValueError("a baseline method needs visual_start and no segment_ids")
+        return _method_prefill(
+            params, cfg, embeds, key_valid, positions, plan, visual_start, cache_extra, return_records
+        )
     if plan is not None and visual_start is None:
         raise ValueError("Focus needs visual_start, the index of each prompt's first visual token")
     if plan is not None and segment_ids is not None:
@@ -436,6 +452,43 @@ def prefill(
         caches.append(_pad_cache(k, v, valid_here, cache_extra))
     hidden = rms_norm(state.x, params["norm"], cfg.rms_norm_eps)
     return PrefillResult(hidden, state.rows, tuple(caches), records)
+
+
+def _method_prefill(
+    params, cfg: Qwen2Config, x, key_valid, positions, plan: MethodPlan, visual_start, cache_extra, return_records
+):
+    """``prefill`` with a baseline (``focus_jax.baselines.hooks``): layer by layer, each
+    layer its own KV-cache segment holding the keys that layer attended to. Records (when
+    asked): ``kept`` ``(B, L, 2)`` visual tokens entering each layer's attention and MLP,
+    plus the method's own (``MethodState.records``)."""
+    state = plan.init(x, key_valid, visual_start)
+    rope = _rope(cfg, positions, x.dtype)
+    box = {}  # the state threaded through the GEMM and attention hooks of one block
+
+    def gemm(name, h):
+        h, box["state"] = plan.gemm(box["state"], name, h)
+        return h, None
+
+    def attend(q, k, v, out):
+        out, box["state"] = plan.attention(box["state"], q, k, v, out)
+        return out
+
+    caches, kept = [], []
+    for i in range(cfg.num_layers):
+        layer = _layer(params["layers"], i)
+        x, state = plan.before_layer(i, state, x)
+        valid, kept_attn = state.key_valid, plan.kept(state)
+        box["state"] = state
+        x, q, k, v, _ = _attention_block(x, layer, cfg, rope, valid, gemm, attention_hook=attend)
+        x, box["state"] = plan.after_attention(i, box["state"], x, q, k, cfg.scale)
+        kept.append(jnp.stack([kept_attn, plan.kept(box["state"])], axis=-1))
+        x, _ = _mlp_block(x, layer, cfg, gemm)
+        state = box["state"]
+        caches.append(_pad_cache(k[None], v[None], valid, cache_extra))
+    hidden = rms_norm(x, params["norm"], cfg.rms_norm_eps)
+    rows = jnp.broadcast_to(jnp.arange(x.shape[1], dtype=jnp.int32), x.shape[:2])
+    records = {"kept": jnp.stack(kept, axis=1), **state.records} if return_records else {}
+    return PrefillResult(hidden, rows, tuple(caches), records)
 
 
 def decode_step(params: dict, cfg: Qwen2Config, caches: tuple, token_embeds: jnp.ndarray, positions: jnp.ndarray):

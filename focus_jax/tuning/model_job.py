@@ -1,0 +1,313 @@
+"""``focus-jax tune`` on a model: searches over Focus configurations, held-out check, Pareto plot.
+
+Every search is counted in model evaluations (forward passes over the calibration set,
+``ModelEvaluator``) and scored by ``search_objective`` (KL to dense + lambda x modeled cost
+/ the shipped configuration's cost). The reference points are the configuration shipped
+with the model (``focus_config.json``) and the paper's default schedule scaled to the
+model (for the 4-layer demo: SEC after layers 1 and 2 keeping 50 % / 25 %, SIC 0.9, as
+``focus_jax.demo_model`` describes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from focus_jax.config import FocusConfig
+from focus_jax.tuning.model import ModelEvaluator, ModelPoint, grid_configs, search_objective
+
+__all__ = [
+    "GRID_KEEPS",
+    "GRID_THRESHOLDS",
+    "SearchRun",
+    "grid_and_random",
+    "paper_schedule",
+    "plot_pareto",
+]
+
+#: The exact grid of the model path: global SIC threshold x keep ratio of the last SEC layer.
+GRID_THRESHOLDS = (0.9, 0.95, 0.97, 0.975, 0.98, 0.99, 1.0)
+GRID_KEEPS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def paper_schedule(num_layers: int) -> FocusConfig:
+    """The paper's default Focus (SIC 0.9, decreasing SEC keep ratios) scaled to ``num_layers``:
+    SEC after layers ``L/4`` and ``L/2`` keeping 50 % and 25 % (layers 1 and 2 of 4)."""
+    first, second = max(1, num_layers // 4), max(2, num_layers // 2)
+    return FocusConfig(similarity_threshold=0.9, sec_layers=(first, second), sec_alphas=(0.5, 0.25))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRun:
+    """A baseline search: the points it evaluated in order, and its best by ``search_objective``."""
+
+    name: str
+    points: tuple
+    scores: tuple
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.points)
+
+    @property
+    def best(self) -> ModelPoint:
+        return self.points[int(np.argmin(self.scores))]
+
+    def evaluations_to_reach(self, score: float) -> int | None:
+        """1-based evaluations until a point scores ``<= score`` (None: never)."""
+        hits = np.flatnonzero(np.asarray(self.scores) <= score + 1e-12)
+        return int(hits[0]) + 1 if hits.size else None
+
+
+def grid_and_random(
+    evaluator: ModelEvaluator,
+    base: FocusConfig,
+    objective: str,
+    lam: float,
+    reference: float,
+    random_budget: int,
+    seed: int = 0,
+    thresholds: Sequence[float] = GRID_THRESHOLDS,
+    keeps: Sequence[float] = GRID_KEEPS,
+) -> tuple[SearchRun, SearchRun]:
+    """The full grid (every point, enumeration order) and a random search of ``random_budget``
+    points drawn without replacement from the same grid (``seed``), both counted in model
+    evaluations (a point the evaluator already holds costs the grid nothing twice).
+    """
+    configs = grid_configs(base, thresholds, keeps)
+    points = tuple(evaluator.evaluate(c) for c in configs)
+    scores = tuple(search_objective(p, objective, lam, reference) for p in points)
+    grid = SearchRun("grid", points, scores)
+    order = np.random.default_rng(seed).permutation(len(configs))[: max(1, random_budget)]
+    rand = SearchRun("random", tuple(points[i] for i in order), tuple(scores[i] for i in order))
+    return grid, rand
+
+
+def plot_pareto(series: dict, path: Path, objective: str = "latency") -> Path:
+    """Held-out accuracy vs modeled cost (PNG).
+
+    Args:
+        series: ``{label: [(cost, accuracy), ...]}``; a label with one point is drawn as a
+            marker, with several as a scatter (lines for labels starting with "tuned").
+        path: the PNG to write.
+        objective: x-axis quantity (``latency`` in ms, ``energy`` in mJ, ``edp``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale, unit = {
+        "latency": (1e3, "modeled latency (ms)"),
+        "energy": (1.0, "modeled energy (mJ)"),
+        "edp": (1e3, "modeled EDP (ms x mJ)"),
+    }[objective]
+    markers = {"shipped": ("*", 14), "paper schedule": ("s", 9)}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, pts in series.items():
+        pts = sorted(pts)
+        x = [p[0] * scale for p in pts]
+        y = [100 * p[1] for p in pts]
+        if label in markers:
+            ax.plot(x, y, markers[label][0], markersize=markers[label][1], label=label)
+        elif label.startswith("tuned"):
+            ax.plot(x, y, "o-", linewidth=2, label=label)
+        else:
+            ax.plot(x, y, ".", alpha=0.6, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(unit + ", corrected mode")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Focus co-tuning: accuracy vs modeled cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def _figures(point: ModelPoint, held: ModelPoint | None) -> dict:
+    """``--json`` figures of a point: held-out accuracy, cost on its tuned design and on the paper's."""
+    return {
+        "accuracy": None if held is None else held.accuracy,
+        "calibration_accuracy": point.accuracy,
+        "kl": point.kl,
+        "latency_s": point.tuned[0],
+        "energy_mJ": point.tuned[1],
+        "edp": point.tuned[0] * point.tuned[1],
+        "design": list(point.design),
+        "paper_hardware": {
+            "latency_s": point.paper[0],
+            "energy_mJ": point.paper[1],
+            "edp": point.paper[0] * point.paper[1],
+        },
+        "focus": point.focus.to_dict(),
+    }
+
+
+def run_model_search(
+    model,
+    objective: str = "latency",
+    lambdas: Sequence[float] = (1.0,),
+    calibration: int = 64,
+    seed: int = 0,
+    baselines: bool = True,
+    out: Path | None = None,
+    pareto: Path | None = None,
+    steps: int = 20,
+    heldout: int | None = None,
+    thresholds=GRID_THRESHOLDS,
+    keeps=GRID_KEEPS,
+    tuner_options: dict | None = None,
+    on_eval=None,
+) -> dict:
+    """Gradient co-tuning per lambda, the reference points, grid and random search, held-out check,
+    design file and Pareto plot.
+
+    Args:
+        model: a ``LlavaOnevision`` with its shipped ``focus`` (load it with
+            ``mesh=model.data_mesh()`` to split the batch over every device).
+        objective: ``latency``, ``energy`` or ``edp``; lambdas: trade-off weights (the cost
+            term is ``lambda x cost / shipped cost``).
+        calibration, heldout: questions of each set (held-out default: as many).
+        steps: gradient steps per lambda (``focus_tuner.tune_focus``; ``tuner_options`` more).
+        baselines: run the grid and random search (same space, same objective).
+        out: design file of the chosen tuned point: the cheapest whose held-out accuracy is
+            within 0.5 points of the shipped configuration's, else the first lambda's.
+        pareto: PNG of held-out accuracy vs modeled cost (None: no plot).
+        on_eval: progress callback (evaluations so far).
+
+    Returns:
+        The ``--json`` object: ``evaluations`` (the chosen run's), ``grid_evaluations`` /
+        ``random_evaluations`` (model evaluations the grid, in enumeration order, and random
+        search, median of 10 seeds, need to score as well as it; None: never),
+        ``tuned`` / ``baseline`` / ``paper_schedule`` / ``grid`` / ``random`` figures,
+        ``lambdas`` (per-lambda details), ``design``, ``pareto``.
+    """
+    from focus_jax.design import Design, HardwareDesign
+    from focus_jax.qa_eval import EVAL_SEED
+    from focus_jax.tuning.focus_tuner import tune_focus
+    from focus_jax.tuning.model import CalibrationSet
+
+    shipped_cfg = model.focus
+    if shipped_cfg is None:
+        raise ValueError("the model has no Focus configuration to start from (focus_config.json)")
+    cal = ModelEvaluator(model, CalibrationSet.build(model.config, calibration), objective)
+    held = ModelEvaluator(model, CalibrationSet.build(model.config, heldout or calibration, seed=EVAL_SEED), objective)
+    paper_cfg = paper_schedule(model.config.text.num_layers)
+    shipped, paper = cal.evaluate(shipped_cfg), cal.evaluate(paper_cfg)
+    reference = shipped.cost(objective)
+
+    def acc(point):
+        return held.evaluate(point.focus).accuracy
+
+    series = {
+        "shipped": [(shipped.cost(objective), acc(shipped))],
+        "paper schedule": [(paper.cost(objective), acc(paper))],
+    }
+    runs = {}
+    for lam in lambdas:
+        tuned = tune_focus(
+            cal,
+            objective,
+            lam,
+            reference,
+            steps=steps,
+            on_step=lambda e: on_eval and on_eval(cal.evaluations),
+            **(tuner_options or {}),
+        )
+        entry = {
+            "evaluations": tuned.evaluations,
+            "score": tuned.score,
+            "stopped_early": tuned.stopped_early,
+            "tuned": _figures(tuned.best, held.evaluate(tuned.best.focus)),
+            "trajectory": list(tuned.trajectory),
+        }
+        if baselines:
+            grid, rand = grid_and_random(
+                cal, shipped_cfg, objective, lam, reference, tuned.evaluations, seed, thresholds, keeps
+            )
+            reaches = []
+            for s in range(seed, seed + 10):
+                order = np.random.default_rng(s).permutation(grid.evaluations)
+                r = SearchRun("random", tuple(grid.points[i] for i in order), tuple(grid.scores[i] for i in order))
+                reaches.append(r.evaluations_to_reach(tuned.score) or grid.evaluations)
+            entry |= {
+                "grid_size": grid.evaluations,
+                "grid_evaluations": grid.evaluations_to_reach(tuned.score),
+                "random_evaluations": float(np.median(reaches)),
+                "grid": _figures(grid.best, held.evaluate(grid.best.focus)),
+                "random": _figures(rand.best, held.evaluate(rand.best.focus)),
+            }
+            series.setdefault("grid", []).extend((p.cost(objective), acc(p)) for p in grid.points)
+            series.setdefault("random search", []).extend((p.cost(objective), acc(p)) for p in rand.points)
+        series.setdefault("tuned (lambda sweep)", []).append((tuned.best.cost(objective), acc(tuned.best)))
+        runs[lam] = (tuned, entry)
+        if on_eval is not None:
+            on_eval(cal.evaluations)
+    baseline = _figures(shipped, held.evaluate(shipped_cfg))
+    ok = [lam for lam, (t, e) in runs.items() if e["tuned"]["accuracy"] >= baseline["accuracy"] - 0.005]
+    chosen = min(ok, key=lambda lam: runs[lam][0].best.cost(objective)) if ok else next(iter(runs))
+    tuned, entry = runs[chosen]
+    result = {
+        "objective": objective,
+        "calibration": calibration,
+        "held_out": heldout or calibration,
+        "dense_accuracy": held.dense_accuracy(),
+        "lambda": chosen,
+        "evaluations": entry["evaluations"],
+        "grid_evaluations": entry.get("grid_evaluations"),
+        "random_evaluations": entry.get("random_evaluations"),
+        "grid_size": entry.get("grid_size"),
+        "tuned": entry["tuned"],
+        "baseline": baseline,
+        "paper_schedule": _figures(paper, held.evaluate(paper_cfg)),
+        "grid": entry.get("grid"),
+        "random": entry.get("random"),
+        "lambdas": {str(lam): e for lam, (_, e) in runs.items()},
+        "total_evaluations": cal.evaluations,
+        "held_out_evaluations": held.evaluations,
+    }
+    if out is not None:
+        best = tuned.best
+        design = Design(
+            best.focus,
+            HardwareDesign.from_costmodel(model_design_hardware(best), best.focus.vector_size),
+            {
+                "name": objective,
+                "lambda": chosen,
+                "mode": "corrected",
+                **{k: entry["tuned"][k] for k in ("accuracy", "latency_s", "energy_mJ", "edp")},
+            },
+            {
+                "search": "model",
+                "calibration": calibration,
+                "calibration_seed": cal.calibration.seed,
+                "held_out_seed": held.calibration.seed,
+                "steps": steps,
+                "seed": seed,
+                "evaluations": tuned.evaluations,
+                "version": _version(),
+            },
+        )
+        result["design"] = str(design.save(out))
+    if pareto is not None:
+        result["pareto"] = str(plot_pareto(series, pareto, objective))
+    return result
+
+
+def _version() -> str:
+    import focus_jax
+
+    return focus_jax.__version__
+
+
+def model_design_hardware(point: ModelPoint):
+    """The Focus ``costmodel.Hardware`` of a point's tuned design."""
+    import costmodel as cm
+
+    m, s, g = point.design
+    return cm.focus(m_tile=m, scatter_vectors=s, gather_block=g)
