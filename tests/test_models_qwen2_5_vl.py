@@ -20,6 +20,13 @@ from focus_jax.concentration import similarity_concentration
 from focus_jax.errors import InputError
 from focus_jax.models.layers import rms_norm
 from focus_jax.models.qwen2_5_vl import Qwen2_5_VL, modeling
+from focus_jax.models.qwen2_5_vl.preprocessing import (
+    ProcessorConfig,
+    chat_prompt,
+    expand_placeholders,
+    preprocess_images,
+    preprocess_video,
+)
 
 TOL = 1e-4
 IMAGE_GRIDS = [(1, 8, 12), (1, 6, 6)]  # patches: merged 4 x 6 (windows 2 x 3) and 3 x 3 (padded windows)
@@ -186,3 +193,43 @@ def test_bad_inputs_are_named():
         model.forward(ids, mask, pixel_values=pixels, image_grid_thw=np.array([IMAGE_GRIDS[1]]))
     with pytest.raises(InputError, match="given together"):
         model.forward(ids, mask, pixel_values=pixels)
+
+
+def test_image_preprocessing_equals_transformers_on_photographs():
+    import skimage.data
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    images = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee(), skimage.data.rocket()]
+    for max_pixels in (28 * 28 * 256, 28 * 28 * 1280):  # downscaled, and (rocket, 427 x 640) kept near its size
+        ref = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": max_pixels})(images, return_tensors="np")
+        pixels, grid = preprocess_images(images, ProcessorConfig(max_pixels=max_pixels))
+        np.testing.assert_array_equal(grid, ref["image_grid_thw"])
+        assert _err(f"image pixel rows, max_pixels {max_pixels}", pixels, ref["pixel_values"]) == 0.0
+
+
+def test_video_preprocessing_on_real_frames():
+    """The video layout, built from transformers' image processor run on each frame: patch
+    row ``(g, block, 2x2)`` holds frames ``2g`` and ``2g + 1`` in its temporal slots; an odd
+    frame count repeats the last frame."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from focus_jax.video import decode_video, demo_video_path
+
+    frames = decode_video(demo_video_path(), 5)
+    cfg = ProcessorConfig()
+    pixels, grid = preprocess_video(frames, cfg)
+    per_frame = Qwen2VLImageProcessorPil(size={"shortest_edge": cfg.video_min_pixels, "longest_edge": cfg.video_max_pixels})(
+        list(frames) + [frames[-1]], return_tensors="np"
+    )
+    t, h, w = per_frame["image_grid_thw"][0]
+    rows = per_frame["pixel_values"].reshape(6, h * w, 3, 2, 14, 14)[:, :, :, 0]  # one temporal slot per frame
+    ref = np.stack([rows[0::2], rows[1::2]], axis=3).reshape(3 * h * w, -1)  # (group, token, C, T, p, p)
+    np.testing.assert_array_equal(grid, [[3, h, w]])
+    assert _err(f"video pixel rows, {frames.shape[1]}x{frames.shape[2]} -> {h * 14}x{w * 14}", pixels, ref) == 0.0
+
+
+def test_prompt_layout():
+    assert expand_placeholders([5, tiny.IMAGE_TOKEN, 6, tiny.IMAGE_TOKEN], tiny.IMAGE_TOKEN, [2, 3]) == [5] + [tiny.IMAGE_TOKEN] * 2 + [6] + [tiny.IMAGE_TOKEN] * 3
+    with pytest.raises(InputError, match="placeholder"):
+        expand_placeholders([5, 6], tiny.IMAGE_TOKEN, [2])
+    assert "<|vision_start|><|video_pad|><|vision_end|>why?" in chat_prompt("why?", "video")
