@@ -233,3 +233,44 @@ def test_prompt_layout():
     with pytest.raises(InputError, match="placeholder"):
         expand_placeholders([5, 6], tiny.IMAGE_TOKEN, [2])
     assert "<|vision_start|><|video_pad|><|vision_end|>why?" in chat_prompt("why?", "video")
+
+
+@pytest.mark.parametrize("name, published", [("qwen2.5-vl-3b", 3.75e9), ("qwen2.5-vl-7b", 8.29e9)])
+def test_full_size_configs(name, published):
+    """Shipped configs: parameter counts (model cards), eval_shape forwards, costmodel shapes."""
+    import json as _json
+    from importlib import resources
+
+    import costmodel
+    from focus_jax.models.qwen2_5_vl import sizes
+
+    cfg = sizes.load_config(name)
+    counts = sizes.parameter_count(cfg)
+    v, t = cfg.vision, cfg.text
+    d, f, m = v.hidden_size, v.intermediate_size, v.hidden_size * 4
+    vision = v.patch_dim * d + v.depth * (2 * d + 3 * d * d + 3 * d + d * d + d + 3 * d * f + 2 * f + d) + d + m * m + m + m * t.hidden_size + t.hidden_size
+    h, kv, i = t.hidden_size, t.kv_size, t.intermediate_size
+    layer = (h * h + h) + 2 * (h * kv + kv) + h * h + 3 * h * i + 2 * h
+    language = t.vocab_size * h + t.num_layers * layer + h + (0 if t.tie_word_embeddings else h * t.vocab_size)
+    print(name, counts)
+    assert (counts["vision"], counts["language"]) == (vision, language)
+    assert abs(counts["total"] - published) / published < 0.005
+    dense = sizes.check_shapes(cfg, frames=4)
+    focused = sizes.check_shapes(cfg, frames=4, focus=paper_config("qwen2_5_vl"))
+    assert dense.shape == focused.shape == (1, 1, t.vocab_size) and dense.dtype == jnp.bfloat16
+    config = _json.loads(resources.files("focus_jax.models.qwen2_5_vl.configs").joinpath(sizes.KNOWN_CONFIGS[name]).read_text())
+    assert costmodel.ModelShape.load(name) == costmodel.ModelShape.from_config(config, name=name)
+
+
+def test_model_info_command_knows_qwen2_5_vl():
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from focus_jax.cli import app
+
+    result = CliRunner().invoke(app, ["model-info", "qwen2.5-vl-3b", "--frames", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    info = _json.loads(result.output)
+    assert info["visual_tokens"] == 4 * 16 * 16  # 8 frames = 4 temporal patches of 448 px: 16 x 16 merged tokens
+    assert info["kv_cache_gib"]["focus"] < 0.5 * info["kv_cache_gib"]["dense"]
