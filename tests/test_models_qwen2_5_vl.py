@@ -274,3 +274,24 @@ def test_model_info_command_knows_qwen2_5_vl():
     info = _json.loads(result.output)
     assert info["visual_tokens"] == 4 * 16 * 16  # 8 frames = 4 temporal patches of 448 px: 16 x 16 merged tokens
     assert info["kv_cache_gib"]["focus"] < 0.5 * info["kv_cache_gib"]["dense"]
+
+
+def test_checkpoint_errors_name_the_tensor(tmp_path):
+    from focus_jax.models.checkpoint import CheckpointError
+    from focus_jax.models.safetensors_io import read_checkpoint, write_checkpoint
+
+    _, src = tiny.checkpoint()
+    tensors = read_checkpoint(src)
+    config = (src / "config.json").read_text()
+    cases = {
+        "missing": ({k: v for k, v in tensors.items() if k != "visual.blocks.1.attn.qkv.bias"}, "missing tensor 'visual.blocks.1.attn.qkv.bias'"),
+        "unknown": (tensors | {"visual.extra.weight": np.zeros(2, np.float32)}, "does not use: 'visual.extra.weight'"),
+        "shape": (tensors | {"visual.merger.mlp.2.weight": np.zeros((64, 64), np.float32)}, r"'visual.merger.mlp.2.weight' has shape \(64, 64\)"),
+    }
+    for name, (weights, message) in cases.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "config.json").write_text(config)
+        write_checkpoint(directory, weights)
+        with pytest.raises(CheckpointError, match=message):
+            Qwen2_5_VL.from_pretrained(directory)

@@ -399,10 +399,11 @@ def run_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: 
 
 
 def _decode_clip(path: Path, frames: int, progress):
-    from focus_jax.video import decode_video
+    """A video's ``frames`` frames, or an image file as a one-frame clip (``decode_visual``)."""
+    from focus_jax.video import decode_visual
 
     with _stage(progress, f"decoding {Path(path).name}"):
-        return decode_video(path, frames)
+        return decode_visual(path, frames)
 
 
 def run_video(
@@ -518,7 +519,7 @@ def _print_report(console: Console, r: dict) -> None:
 
 
 def run(
-    video: Optional[Path] = typer.Argument(None, help="Video file (any container/codec PyAV reads); omit with --demo."),
+    video: Optional[Path] = typer.Argument(None, help="Video file (any container/codec PyAV reads) or image file (one frame); omit with --demo."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Question about the video (--demo: about the real clip)."),
     model: Optional[Path] = typer.Option(None, "--model", help="LLaVA-OneVision checkpoint directory (default: the demo model)."),
     frames: int = typer.Option(8, "--frames", help="Frames sampled uniformly from the clip."),
