@@ -5,12 +5,12 @@ equals ``similarity_concentration`` on ``image_focus_grid``'s geometry (the stit
 with its newline column); SEC prunes that grid only (the base view stays).
 """
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import llava_tiny as tiny
+import numpy as np
 import pytest
 
-import llava_tiny as tiny
 from focus_jax import FocusConfig, VisualGeometry
 from focus_jax.concentration import similarity_concentration
 from focus_jax.models.layers import rms_norm

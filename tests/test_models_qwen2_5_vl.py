@@ -221,7 +221,7 @@ def test_video_preprocessing_on_real_frames():
     per_frame = Qwen2VLImageProcessorPil(size={"shortest_edge": cfg.video_min_pixels, "longest_edge": cfg.video_max_pixels})(
         list(frames) + [frames[-1]], return_tensors="np"
     )
-    t, h, w = per_frame["image_grid_thw"][0]
+    _, h, w = per_frame["image_grid_thw"][0]
     rows = per_frame["pixel_values"].reshape(6, h * w, 3, 2, 14, 14)[:, :, :, 0]  # one temporal slot per frame
     ref = np.stack([rows[0::2], rows[1::2]], axis=3).reshape(3 * h * w, -1)  # (group, token, C, T, p, p)
     np.testing.assert_array_equal(grid, [[3, h, w]])
