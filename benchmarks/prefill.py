@@ -31,8 +31,9 @@ RoPE): the prompt holds the clip's Qwen2.5-VL video tokens (``bikes.mp4`` 272 x 
 token two frames' 28 x 28 pixels through the random projection), M-RoPE positions from
 ``qwen2_5_vl.modeling.rope_index``, transformers' ``Qwen2_5_VLTextModel`` as the
 reference, and ``paper_config('qwen2_5_vl')`` (SEC at layers 10, 15, 20 keeping 30/20/10 %,
-threshold 0.9). Its weights are 11 GB in float32, so the two libraries run one after
-the other (focus_jax first, its arrays freed before transformers builds its copy).
+threshold 0.9). Its weights are 11 GB in float32, so they are made leaf by leaf and
+transformers' model (built on the meta device) holds views of the JAX CPU buffers: one
+copy for both libraries.
 
     python benchmarks/prefill.py [--family llava_onevision|qwen2_5_vl] [--repeats 3] [--frames 8] [--skip-torch]
 """
@@ -262,6 +263,7 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            print(f"  ({name}: {times[name][-1]:.2f} s)", file=sys.stderr, flush=True)
 
     grid_text = f"{geom.frames} x {geom.height}x{geom.width}"
     print(f"LLM prefill ({args.dtype}), {label} shapes, {args.frames} frames = {grid_text} tokens + {s - geom.num_tokens} text = {s} tokens, "

@@ -126,6 +126,9 @@ def test_focus_that_keeps_everything_gives_dense_logits(video_batch):
     focused = model.with_focus(keep_all).forward(ids, mask, pixel_values_videos=pixels, video_grid_thw=grid)
     assert focused.shape == dense.shape
     assert _err("Focus (threshold 1, keep 100 %) vs dense logits", focused, dense, mask) <= TOL
+    # the KV cache after SEC (every token kept) decodes as the dense one
+    kw = {"pixel_values_videos": pixels, "video_grid_thw": grid, "max_new_tokens": 8, "eos_token_id": []}
+    np.testing.assert_array_equal(model.with_focus(keep_all).generate(ids, mask, **kw), model.generate(ids, mask, **kw))
 
 
 def test_focus_sic_on_the_merged_grid_and_sec(video_batch):

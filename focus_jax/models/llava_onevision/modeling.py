@@ -15,7 +15,8 @@ Same token layout and numerics as transformers' ``LlavaOnevisionForConditionalGe
 
 For Focus, the visual grid of a video prompt is ``F x ceil(P/2) x ceil(P/2)``: the video
 placeholders minus the final newline, which counts as query text (as in the reference,
-where the newline follows the visual span).
+where the newline follows the visual span). An image prompt is one frame: the anyres grid
+with its newline column, after the dense base view (``image_focus_grid``).
 
 Parameter pytree::
 
