@@ -60,10 +60,13 @@ def test_visual_tokens_match_transformers():
     for name, grids, token in (("images of two sizes", IMAGE_GRIDS, tiny.IMAGE_TOKEN), ("video", [VIDEO_GRID], tiny.VIDEO_TOKEN)):
         _, _, pixels, grid = tiny.prompts(grids, token, seed=3)
         with torch.no_grad():
-            ref = hf.model.visual(torch.from_numpy(pixels), grid_thw=torch.from_numpy(grid)).pooler_output.numpy()
+            out = hf.model.visual(torch.from_numpy(pixels), grid_thw=torch.from_numpy(grid))
+        hidden = model.visual_features(pixels, grid, merge=False)
+        assert hidden.shape == out.last_hidden_state.shape == (len(pixels), 32)
+        assert _err(f"vision features (last block, window order), {name}", hidden, out.last_hidden_state.numpy()) <= TOL
         ours = model.visual_features(pixels, grid)
-        assert ours.shape == ref.shape == (sum(t * h * w for t, h, w in grids) // 4, 64)
-        assert _err(f"merged visual tokens, {name}", ours, ref) <= TOL
+        assert ours.shape == out.pooler_output.shape == (sum(t * h * w for t, h, w in grids) // 4, 64)
+        assert _err(f"merged visual tokens, {name}", ours, out.pooler_output.numpy()) <= TOL
 
 
 @pytest.mark.parametrize(

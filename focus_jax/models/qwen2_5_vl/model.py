@@ -74,9 +74,11 @@ class Qwen2_5_VL:
         other.__dict__.update(self.__dict__, focus=focus)
         return other
 
-    def visual_features(self, pixel_values, grid_thw) -> jnp.ndarray:
-        """Merged visual tokens ``(N/4, D)`` of patch rows ``(N, C*T*p*p)`` with ``grid_thw`` ``(n, 3)``."""
-        return _vision_jit(self.params, jnp.asarray(pixel_values), cfg=self.config, grid_thw=_grids(grid_thw))
+    def visual_features(self, pixel_values, grid_thw, merge: bool = True) -> jnp.ndarray:
+        """Merged visual tokens ``(N/4, D)`` of patch rows ``(N, C*T*p*p)`` with ``grid_thw``
+        ``(n, 3)``; ``merge=False``: the vision tower's last hidden states ``(N, Dv)``
+        (window-major order, as transformers returns them)."""
+        return _vision_jit(self.params, jnp.asarray(pixel_values), cfg=self.config, grid_thw=_grids(grid_thw), merge=merge)
 
     # ------------------------------------------------------------------ prompts
     def _plan(self, ids, mask, image_grid_thw, video_grid_thw):
@@ -240,9 +242,9 @@ class Qwen2_5_VL:
 # ---------------------------------------------------------------------- jitted bodies
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "grid_thw"))
-def _vision_jit(params, pixels, *, cfg, grid_thw):
-    return modeling.vision_encode(params, cfg, pixels, grid_thw)
+@functools.partial(jax.jit, static_argnames=("cfg", "grid_thw", "merge"))
+def _vision_jit(params, pixels, *, cfg, grid_thw, merge):
+    return modeling.vision_encode(params, cfg, pixels, grid_thw, merge)
 
 
 _STATIC = ("cfg", "image_grid_thw", "video_grid_thw", "plan", "return_records", "logits_to_keep", "cache_extra")

@@ -304,13 +304,15 @@ def _rotate(x, cos, sin):
     return (xf * cos[:, None] + rotated * sin[:, None]).astype(x.dtype)
 
 
-def vision_encode(params: dict, cfg: Qwen2_5_VLConfig, pixels: jnp.ndarray, grid_thw) -> jnp.ndarray:
+def vision_encode(params: dict, cfg: Qwen2_5_VLConfig, pixels: jnp.ndarray, grid_thw, merge: bool = True) -> jnp.ndarray:
     """Vision tower + merger: ``(N, C*T*p*p)`` patch rows -> ``(N/4, D)`` decoder tokens.
 
     Args:
         pixels: the image processor's ``pixel_values`` / ``pixel_values_videos`` for every
             item, concatenated.
         grid_thw: ``((t, h, w), ...)`` per item (Python ints: they fix the layout).
+        merge: False returns the last block's output instead, ``(N, Dv)`` in the
+            window-major order (transformers' ``last_hidden_state``).
 
     Returns:
         ``(sum_i t_i*h_i*w_i/4, text.hidden_size)`` in the parameter dtype, items in order,
@@ -338,6 +340,8 @@ def vision_encode(params: dict, cfg: Qwen2_5_VLConfig, pixels: jnp.ndarray, grid
         x = x + dense(_segment_attention(q, k, val, seg, v.head_dim**-0.5), blk["proj"])
         h = rms_norm(x, blk["norm2"], _VISION_EPS)
         x = x + dense(act(dense(h, blk["gate"])) * dense(h, blk["up"]), blk["down"])
+    if not merge:
+        return x
     mp = p["merger"]
     merged = rms_norm(x, mp["norm"], _VISION_EPS).reshape(n // v.merge_unit, -1)
     merged = dense(jax.nn.gelu(dense(merged, mp["fc1"]), approximate=False), mp["fc2"])
