@@ -553,10 +553,11 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
 
 
 def _decode_clip(path: Path, frames: int, progress):
-    from focus_jax.video import decode_video
+    """A video's ``frames`` frames, or an image file as a one-frame clip (``decode_visual``)."""
+    from focus_jax.video import decode_visual
 
     with _stage(progress, f"decoding {Path(path).name}"):
-        return decode_video(path, frames)
+        return decode_visual(path, frames)
 
 
 def answer_video(
