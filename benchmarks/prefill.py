@@ -24,7 +24,18 @@ every row) and (b) a Focus accelerator executes on the visual tokens (only uniqu
 vectors; ``FocusTrace.work_fraction``, spec "SIC" last paragraph; the paper reports
 14.5-24 %).
 
-    python benchmarks/prefill.py [--repeats 3] [--frames 8] [--skip-torch]
+``--family qwen2_5_vl`` does the same at Qwen2.5-VL-3B's language-model shapes (36
+layers, hidden 2048, 16 query / 2 key-value heads, head_dim 128, MLP 11008, multimodal
+RoPE): the prompt holds the clip's Qwen2.5-VL video tokens (``bikes.mp4`` 272 x 640 ->
+``smart_resize`` 280 x 644, 8 frames = 4 temporal patches of 10 x 23 merged tokens, each
+token two frames' 28 x 28 pixels through the random projection), M-RoPE positions from
+``qwen2_5_vl.modeling.rope_index``, transformers' ``Qwen2_5_VLTextModel`` as the
+reference, and ``paper_config('qwen2_5_vl')`` (SEC at layers 10, 15, 20 keeping 30/20/10 %,
+threshold 0.9). Its weights are 11 GB in float32, so they are made leaf by leaf and
+transformers' model (built on the meta device) holds views of the JAX CPU buffers: one
+copy for both libraries.
+
+    python benchmarks/prefill.py [--family llava_onevision|qwen2_5_vl] [--repeats 3] [--frames 8] [--skip-torch]
 """
 
 from __future__ import annotations
@@ -55,49 +66,105 @@ from focus_jax.video import decode_video, demo_video_path  # noqa: E402
 CONFIG = Qwen2Config(
     vocab_size=151936, hidden_size=896, intermediate_size=4864, num_layers=24, num_heads=14, num_kv_heads=2,
     head_dim=64, rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
-)  # fmt: skip
+)
 PREFIX, QUERY = 14, 24  # chat-template prefix; query text after the visual tokens (incl. the newline)
 SIDE = 14
 
 
-def video_embeddings(frames: int, dim: int, seed: int = 0) -> np.ndarray:
-    """``(frames * 14 * 14, dim)`` float32 visual embeddings of the demo clip (see module doc)."""
+def qwen2_5_vl_setup(frames: int):
+    """``(Qwen2_5_VLConfig of Qwen2.5-VL-3B, merged grid (T, H, W))`` of the demo clip."""
+    from focus_jax.models.qwen2_5_vl import sizes
+    from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, smart_resize
+
+    cfg, proc = sizes.load_config("qwen2.5-vl-3b"), ProcessorConfig()
+    h, w = decode_video(demo_video_path(), 1).shape[1:3]
+    h, w = smart_resize(h, w, proc.factor, proc.video_min_pixels, proc.video_max_pixels)
+    return cfg, (-(-frames // proc.temporal_patch_size), h // proc.factor, w // proc.factor)
+
+
+def video_embeddings(frames: int, dim: int, seed: int = 0, grid: tuple[int, int, int] | None = None) -> np.ndarray:
+    """``(T * H * W, dim)`` float32 visual embeddings of the demo clip (see module doc);
+    ``grid`` default ``(frames, 14, 14)``; with ``T < frames`` each token holds the pixels
+    of ``frames / T`` consecutive frames."""
     video = decode_video(demo_video_path(), frames).astype(np.float32) / 255.0  # (F, H, W, 3)
+    gt, rows, cols = grid or (frames, SIDE, SIDE)
     f, h, w, _ = video.shape
-    ph, pw = h // SIDE, w // SIDE
-    patches = video[:, : ph * SIDE, : pw * SIDE].reshape(f, SIDE, ph, SIDE, pw, 3).transpose(0, 1, 3, 2, 4, 5)
-    patches = patches.reshape(f * SIDE * SIDE, -1)
+    if f % gt:
+        video = np.concatenate([video, np.repeat(video[-1:], gt - f % gt, axis=0)])  # as the video processor pads
+    ph, pw = h // rows, w // cols
+    patches = video[:, : ph * rows, : pw * cols].reshape(gt, -1, rows, ph, cols, pw, 3).transpose(0, 2, 4, 1, 3, 5, 6)
+    patches = patches.reshape(gt * rows * cols, -1)
     patches = patches - patches.mean(axis=0)
     proj = np.random.default_rng(seed).standard_normal((patches.shape[1], dim)).astype(np.float32)
     x = patches @ proj
     return (x / x.std() * 0.02).astype(np.float32)  # the scale of the (std 0.02) token embeddings
 
 
-def prompt(frames: int, seed: int = 0) -> tuple[np.ndarray, int]:
+def prompt(frames: int, seed: int = 0, config: Qwen2Config = CONFIG, grid=None) -> tuple[np.ndarray, int]:
     """``(1, S, D)`` input embeddings and the index of the first visual token."""
     rng = np.random.default_rng(seed + 1)
-    text = lambda n: (rng.standard_normal((n, CONFIG.hidden_size)) * 0.02).astype(np.float32)
-    x = np.concatenate([text(PREFIX), video_embeddings(frames, CONFIG.hidden_size, seed), text(QUERY)])
+    text = lambda n: (rng.standard_normal((n, config.hidden_size)) * 0.02).astype(np.float32)
+    x = np.concatenate([text(PREFIX), video_embeddings(frames, config.hidden_size, seed, grid), text(QUERY)])
     return x[None], PREFIX
 
 
-def torch_model(params: dict):
-    """transformers ``Qwen2Model`` holding ``params`` (the decoder only, no LM head)."""
-    import torch
-    from transformers import Qwen2Config as HFConfig
-    from transformers import Qwen2Model
+def random_params(config: Qwen2Config, dtype, seed: int = 0) -> dict:
+    """Decoder parameters (normal, std 0.02; norms 1; no embeddings), made leaf by leaf so
+    that the 3B decoder (11 GB in float32) is never held twice."""
+    abstract = jax.eval_shape(lambda: qwen2.init_params(config, jax.random.key(0)))
+    abstract.pop("embed")  # prefill starts from embeddings; the (tied) LM head is not timed
+    rng = np.random.default_rng(seed)
 
-    from focus_jax.models.checkpoint import export_tensors
+    def leaf(path, a):
+        name = jax.tree_util.keystr(path)
+        if "norm" in name or name.endswith("['b']"):
+            host = np.ones(a.shape, np.float32) if "norm" in name else np.zeros(a.shape, np.float32)
+        else:
+            host = rng.standard_normal(a.shape, dtype=np.float32) * np.float32(0.02)
+        return jax.device_put(jnp.asarray(host, dtype))
+
+    return jax.tree_util.tree_map_with_path(leaf, abstract)
+
+
+def torch_model(params: dict, config: Qwen2Config = CONFIG):
+    """transformers ``Qwen2Model`` (``Qwen2_5_VLTextModel`` with M-RoPE) holding ``params``
+    (the decoder only, no LM head). The torch tensors are views of the JAX CPU buffers
+    (``np.asarray`` of a CPU array is zero-copy; linear weights as transposed views)."""
+    import warnings
+
+    import torch
+    from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, Qwen2Model
+    from transformers import Qwen2Config as HFConfig
+
     from focus_jax.models.qwen2 import params as qwen2_params
 
-    hf_cfg = qwen2_params.config_to_hf(CONFIG)
-    model = Qwen2Model(HFConfig(**hf_cfg)).eval()
-    rules = [r for r in qwen2_params.key_rules(CONFIG, lm_head=False) if r.path != ("embed",)]
-    tensors = export_tensors(params, rules)
-    state = {k[len("model.") :]: torch.from_numpy(np.asarray(v, np.float32)) for k, v in tensors.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    hf_cfg = qwen2_params.config_to_hf(config)
+    with torch.device("meta"):
+        if config.mrope_section:
+            hf_cfg["rope_parameters"]["mrope_section"] = list(config.mrope_section)
+            model = Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(**{k: v for k, v in hf_cfg.items() if k != "model_type"}))
+        else:
+            model = Qwen2Model(HFConfig(**hf_cfg))
+    state = {}
+    for rule in qwen2_params.key_rules(config, lm_head=False):
+        if rule.path == ("embed",):
+            continue
+        leaf = params
+        for key in rule.path:
+            leaf = leaf[key]
+        host = np.asarray(leaf)
+        host = host[rule.layer] if rule.layer is not None else host
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # read-only views: torch only reads them
+            if host.dtype.itemsize == 2:
+                tensor = torch.from_numpy(host.view(np.uint16)).view(torch.bfloat16)
+            else:
+                tensor = torch.from_numpy(host)
+        state[rule.key[len("model.") :]] = tensor.T if rule.kind == "linear" else tensor
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     assert not unexpected and set(missing) <= {"embed_tokens.weight"}, (missing, unexpected)
-    return model
+    model.rotary_emb = type(model.rotary_emb)(config=model.config)  # its buffers were made on the meta device
+    return model.eval()
 
 
 def cpu_work_fraction(trace, seq_len: int) -> float:
@@ -124,6 +191,7 @@ def cpu_work_fraction(trace, seq_len: int) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--family", choices=("llava_onevision", "qwen2_5_vl"), default="llava_onevision")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--skip-torch", action="store_true")
@@ -133,23 +201,35 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     dtype = jnp.dtype(args.dtype)
 
-    embeds, start = prompt(args.frames)
+    if args.family == "qwen2_5_vl":
+        from focus_jax.models.qwen2_5_vl.modeling import rope_index
+
+        vl_cfg, grid = qwen2_5_vl_setup(args.frames)
+        config, label = vl_cfg.text, "Qwen2.5-VL-3B"
+        geom = VisualGeometry(*grid)
+        embeds, start = prompt(args.frames, config=config, grid=grid)
+        ids = np.zeros(embeds.shape[:2], np.int32)
+        ids[0, start : start + geom.num_tokens] = vl_cfg.video_token_id
+        patch_grid = (grid[0], grid[1] * 2, grid[2] * 2)
+        positions = rope_index(vl_cfg, ids, np.ones_like(ids), video_grid_thw=[patch_grid])[0]  # (1, S, 3)
+    else:
+        config, label = CONFIG, "Qwen2-0.5B"
+        geom = VisualGeometry(args.frames, SIDE, SIDE)
+        embeds, start = prompt(args.frames)
+        positions = np.arange(embeds.shape[1], dtype=np.int32)[None]
     b, s, _ = embeds.shape
-    geom = VisualGeometry(args.frames, SIDE, SIDE)
-    focus = paper_config("llava_onevision")
-    plan = FocusPlan(focus, geom, CONFIG.num_layers, QUERY)
-    params = jax.tree.map(np.asarray, qwen2.init_params(CONFIG, jax.random.key(0)))
-    params.pop("embed")  # prefill starts from embeddings; the (tied) LM head is not timed
-    jparams = jax.device_put(jax.tree.map(lambda a: jnp.asarray(a, dtype), params))
+    focus = paper_config(args.family)
+    plan = FocusPlan(focus, geom, config.num_layers, QUERY)
+    jparams = random_params(config, dtype)
     x = jax.device_put(jnp.asarray(embeds, dtype))
     valid = jnp.ones((b, s), bool)
-    pos = jnp.arange(s, dtype=jnp.int32)[None]
+    pos = jnp.asarray(positions, jnp.int32)
     vstart = jnp.array([start], jnp.int32)
 
     def run(plan, records=False):
         fn = jax.jit(
             lambda p, x: qwen2.prefill(
-                p, CONFIG, x, valid, pos, plan=plan, visual_start=vstart, return_records=records
+                p, config, x, valid, pos, plan=plan, visual_start=vstart, return_records=records
             ),
             compiler_options=_compiler_options(),
         )
@@ -158,8 +238,9 @@ def main(argv=None) -> None:
     dense_fn, focus_fn = run(None), run(plan)
     trace_out = run(plan, records=True)(jparams, x)
     trace = ModelTrace.from_records(
-        trace_out.records, plan, CONFIG, [s - geom.num_tokens], trace_out.rows
+        trace_out.records, plan, config, [s - geom.num_tokens], trace_out.rows
     ).to_focus_trace(0)
+    del trace_out
 
     t0 = time.perf_counter()
     dense_out = jax.block_until_ready(dense_fn(jparams, x))
@@ -177,12 +258,14 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(os.cpu_count() or 1)
         tdtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-        tmodel = torch_model(params).to(tdtype)
+        tmodel = torch_model(jparams, config)
         tx = torch.from_numpy(embeds).to(tdtype)
+        tpos = torch.from_numpy(np.asarray(positions, np.int64))
+        tpos = tpos.permute(2, 0, 1) if tpos.ndim == 3 else tpos  # M-RoPE: (3, B, S)
 
         def torch_run():
             with torch.no_grad():
-                return tmodel(inputs_embeds=tx, use_cache=True).last_hidden_state
+                return tmodel(inputs_embeds=tx, position_ids=tpos, use_cache=True).last_hidden_state
 
         ref = torch_run().float().numpy()
         err = np.abs(ref - np.asarray(dense_out.hidden, np.float32)).max()
@@ -193,9 +276,11 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            print(f"  ({name}: {times[name][-1]:.2f} s)", file=sys.stderr, flush=True)
 
+    grid_text = f"{geom.frames} x {geom.height}x{geom.width}"
     print(
-        f"LLM prefill ({args.dtype}), Qwen2-0.5B shapes, {args.frames} frames x {SIDE}x{SIDE} tokens + "
+        f"LLM prefill ({args.dtype}), {label} shapes, {args.frames} frames = {grid_text} tokens + "
         f"{s - geom.num_tokens} text = {s} tokens, "
         f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} cores, median of {args.repeats}"
     )

@@ -215,6 +215,17 @@ KNOWN_MODELS = {
     "llava_onevision": ModelShape("llava_onevision", **_QWEN2_7B),
     "minicpm_v": ModelShape("minicpm_v", **_QWEN2_7B),
     "qwen2_5_vl": ModelShape("qwen2_5_vl", **_QWEN2_7B),
+    # the language models of Qwen/Qwen2.5-VL-{3B,7B}-Instruct (focus_jax/models/qwen2_5_vl/configs)
+    "qwen2.5-vl-3b": ModelShape(
+        "qwen2.5-vl-3b",
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_heads=16,
+        num_kv_heads=2,
+        num_layers=36,
+        head_dim=128,
+    ),
+    "qwen2.5-vl-7b": ModelShape("qwen2.5-vl-7b", **_QWEN2_7B),
 }
 
 

@@ -7,9 +7,10 @@ Public entry points:
   as a pytree of arrays, for the exact and the relaxed (differentiable) model forward.
 - ``focus_jax.concentration``: the three concentration stages as pure JAX functions.
 - ``FocusTrace``: per-GEMM sparsity traces consumed by ``costmodel``.
-- ``from_pretrained``: a Hugging Face LLaVA-OneVision / LLaVA-Video checkpoint as a JAX
-  model with optional Focus (``focus_jax.models.llava_onevision``; imported on first use,
-  so ``import focus_jax`` stays light).
+- ``from_pretrained``: a Hugging Face LLaVA-OneVision / LLaVA-Video or Qwen2.5-VL
+  checkpoint as a JAX model with optional Focus, chosen by ``config.json``'s
+  ``model_type`` (``focus_jax.models``; imported on first use, so ``import focus_jax``
+  stays light).
 """
 
 from focus_jax.config import FocusConfig, VisualGeometry, paper_config
@@ -30,7 +31,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "from_pretrained":
-        from focus_jax.models.llava_onevision.model import from_pretrained
+        from focus_jax.models import from_pretrained
 
         return from_pretrained
     raise AttributeError(f"module 'focus_jax' has no attribute {name!r}")

@@ -538,12 +538,13 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
 
 
 def _decode_clip(path: Path, frames: int, progress):
+    """A video's ``frames`` frames, or an image file as a one-frame clip (``decode_visual``)."""
     from rich.markup import escape
 
-    from focus_jax.video import decode_video
+    from focus_jax.video import decode_visual
 
     with _stage(progress, f"decoding {escape(Path(path).name)}"):  # a rich progress label
-        return decode_video(path, frames)
+        return decode_visual(path, frames)
 
 
 def answer_video(

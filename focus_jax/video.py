@@ -21,14 +21,20 @@ from focus_jax.errors import InputError
 from focus_jax.inputs.limits import check_limit, limit
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "VideoError",
     "VideoWarning",
     "decode_video",
-    "sample_indices",
+    "decode_visual",
     "demo_video_path",
-    "write_video",
     "pixel_patch_tokens",
+    "read_image",
+    "sample_indices",
+    "write_video",
 ]
+
+#: File suffixes read as a still image (one frame) by ``decode_visual``.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 class VideoError(InputError):
@@ -128,6 +134,42 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
         warnings.warn(f"{path}: only {total} frames{of} are decodable (truncated or damaged file{damaged}); "
                       f"sampling {num_frames} from those", VideoWarning, stacklevel=2)  # fmt: skip
     return frames
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a still image as one RGB frame: ``(1, height, width, 3)`` uint8.
+
+    Raises:
+        VideoError: the file does not exist or PIL cannot read it.
+        InputError: a side above ``limit("IMAGE_SIDE")`` (checked from the header, before
+            decoding: a decompression bomb is refused unread).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            check_limit(f"the side of image {path.name} (pixels)", max(image.size), "IMAGE_SIDE")
+            return np.asarray(image.convert("RGB"))[None]
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise VideoError(f"cannot read image {path}: {exc}") from None
+
+
+def decode_visual(path: str | Path, num_frames: int) -> np.ndarray:
+    """A video's ``num_frames`` frames (``decode_video``), or a still image as one frame
+    (``read_image``) when the suffix is one of ``IMAGE_SUFFIXES``: ``(F, H, W, 3)`` uint8.
+
+    Raises:
+        VideoError: as ``decode_video`` / ``read_image``.
+        ValueError: ``num_frames`` < 1.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    return read_image(path) if Path(path).suffix.lower() in IMAGE_SUFFIXES else decode_video(path, num_frames)
 
 
 def demo_video_path(name: str = "bikes.mp4") -> Path:

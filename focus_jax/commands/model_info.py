@@ -18,7 +18,10 @@ from rich.table import Table
 
 
 def model_info(
-    model: str = typer.Argument("0.5b", help="Shipped config (0.5b, 7b) or a checkpoint directory with config.json."),
+    model: str = typer.Argument(
+        "0.5b",
+        help="Shipped config (0.5b, 7b, qwen2.5-vl-3b, qwen2.5-vl-7b) or a checkpoint directory with config.json.",
+    ),
     frames: int = typer.Option(32, min=1, help="Video frames (each 14 x 14 tokens after pooling at 384 px)."),
     text_tokens: int = typer.Option(64, min=1, help="Text tokens of the prompt."),
     dtype: str = typer.Option("bfloat16", help="Parameter/activation dtype: bfloat16 or float32."),
@@ -33,6 +36,11 @@ def model_info(
 
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype must be bfloat16 or float32, got {dtype!r}")
+    if model.lower().startswith("qwen2.5-vl"):
+        from focus_jax.models.qwen2_5_vl.sizes import describe
+
+        print(json.dumps(describe(model, frames, text_tokens, dtype), indent=2))
+        return
     cfg = llava_params.read_config(model) if Path(model).is_dir() else sizes.load_config(model)
     focus = paper_config("llava_onevision")
     jdtype = jnp.dtype(dtype)

@@ -156,7 +156,9 @@ def _outputs(path: Optional[Path], demo: bool, suffix: str) -> list[Optional[Pat
 
 
 def run(
-    video: Optional[Path] = typer.Argument(None, help="Video file (any container/codec PyAV reads); omit with --demo."),
+    video: Optional[Path] = typer.Argument(
+        None, help="Video file (any container/codec PyAV reads) or image file (one frame); omit with --demo."
+    ),
     prompt: Optional[str] = typer.Option(
         None, "--prompt", "-p", help="Question about the video (--demo: about the real clip)."
     ),

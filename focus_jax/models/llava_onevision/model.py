@@ -195,6 +195,35 @@ class LlavaOnevision:
             return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
         return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
 
+    def _image_layout(self, ids: np.ndarray, mask: np.ndarray, sizes) -> tuple[PromptLayout, FocusPlan]:
+        """Focus on image prompts (one image per prompt, the same anyres grid in all): the
+        visual span is the stitched high-resolution grid, ``VisualGeometry(1, rows, cols + 1)``
+        (``modeling.image_focus_grid``); the base view before it is left as prefix.
+
+        Raises:
+            ValueError: not one image per prompt, different grids, or image tokens that
+                are not contiguous.
+        """
+        cfg = self.config
+        grids = {modeling.image_focus_grid(cfg, s) for s in sizes}
+        if len(sizes) != ids.shape[0] or len(grids) != 1:
+            raise ValueError(
+                f"Focus needs one image per prompt, all with the same anyres grid; got image sizes {sizes}"
+            )
+        offset, rows, cols = grids.pop()
+        is_image = (ids == cfg.image_token_id) & (mask > 0)
+        first = np.argmax(is_image, axis=1)
+        count = modeling.image_token_count(cfg, sizes[0])
+        for i in range(ids.shape[0]):
+            if not is_image[i, first[i] : first[i] + count].all():
+                raise ValueError(f"prompt {i} must hold its {count} image tokens contiguously")
+        start, n = first + offset, rows * cols
+        query = ids.shape[1] - (start + n)
+        layout = PromptLayout(start, query, (mask > 0).sum(axis=1) - n, 0)
+        return layout, FocusPlan(
+            self.focus, VisualGeometry(1, rows, cols), cfg.text.num_layers, _bucket(int(query.max()), 16)
+        )
+
     def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
         ids = np.asarray(input_ids)
         if ids.ndim != 2:
@@ -210,10 +239,10 @@ class LlavaOnevision:
         frames = 0 if videos is None else videos.shape[1]
         layout = self.layout(ids, mask, frames)
         plan = self._plan(layout)
-        if (self.focus is not None or self.method is not None) and pixel_values is not None:
-            raise ValueError(
-                "Focus and the baselines concentrate video prompts; pass images to a dense model (focus=None)"
-            )
+        if self.method is not None and pixel_values is not None:
+            raise ValueError("the baselines concentrate video prompts; pass images to a dense or Focus model")
+        if pixel_values is not None and videos is not None and self.focus is not None:
+            raise ValueError("Focus needs one visual item per prompt: pass images or a video, not both")
         sizes = None
         if pixel_values is not None:
             if image_sizes is None:
@@ -223,6 +252,8 @@ class LlavaOnevision:
             found = int(((ids == self.config.image_token_id) & (mask > 0)).sum())
             if found != n_tokens:
                 raise ValueError(f"image features need {n_tokens} image tokens in input_ids, found {found}")
+            if self.focus is not None:
+                layout, plan = self._image_layout(ids, mask, sizes)
         elif ((ids == self.config.image_token_id) & (mask > 0)).any():
             raise ValueError("input_ids hold image tokens but no pixel_values were given")
         arrays = dict(
@@ -303,7 +334,8 @@ class LlavaOnevision:
         )
         if (return_trace or relaxed) and plan is None:
             raise ValueError(
-                "return_trace and relaxed Focus need a Focus model (focus=FocusConfig(...)) and a video prompt"
+                "return_trace and relaxed Focus need a Focus model (focus=FocusConfig(...)) "
+                "and an image or video prompt"
             )
         logits, rows, records, _ = _forward_jit(
             self.params,

@@ -15,7 +15,8 @@ Same token layout and numerics as transformers' ``LlavaOnevisionForConditionalGe
 
 For Focus, the visual grid of a video prompt is ``F x ceil(P/2) x ceil(P/2)``: the video
 placeholders minus the final newline, which counts as query text (as in the reference,
-where the newline follows the visual span).
+where the newline follows the visual span). An image prompt is one frame: the anyres grid
+with its newline column, after the dense base view (``image_focus_grid``).
 
 Parameter pytree::
 
@@ -52,6 +53,7 @@ __all__ = [
     "select_best_resolution",
     "anyres_grid_shape",
     "image_token_count",
+    "image_focus_grid",
     "embed",
     "forward",
     "loss_fn",
@@ -268,6 +270,26 @@ def image_token_count(cfg: LlavaOnevisionConfig, image_size: tuple[int, int], ti
     if resize is not None:
         h, w = resize
     return p * p + h * (w + 1)
+
+
+def image_focus_grid(cfg: LlavaOnevisionConfig, image_size: tuple[int, int]) -> tuple[int, int, int]:
+    """Where Focus concentrates an anyres image: ``(offset, rows, cols)``.
+
+    The image's placeholders are the base view (``P x P``) then the stitched, unpadded
+    high-resolution grid of ``rows`` rows, each followed by an ``image_newline``. Focus
+    (as the reference's image study) treats the image as one frame: SIC and SEC act on the
+    high-resolution grid, ``VisualGeometry(1, rows, cols)`` with ``cols`` = grid columns
+    + 1 (the newline column, so the span is contiguous; its tokens are one identical
+    vector, which SIC merges down the column). The base view, ``offset = P*P`` tokens
+    before the grid, stays dense: it is the whole image again at another scale, with no
+    token-to-token correspondence to the grid that a spatial window could use, and it
+    holds a small share of the tokens (729 of up to ~8000 at 384 px, anyres_max_9).
+    """
+    p = cfg.vision.patches_per_side
+    *_, h, w, _, resize = _anyres_layout(cfg, image_size)
+    if resize is not None:
+        h, w = resize
+    return p * p, h, w + 1
 
 
 def image_features(params: dict, cfg: LlavaOnevisionConfig, pixel_values: jnp.ndarray, image_sizes) -> jnp.ndarray:

@@ -62,8 +62,13 @@ class Qwen2Config:
     """Dimensions of a Qwen2 decoder (transformers' ``Qwen2Config``, default RoPE, no
     sliding window), and its special token ids (``eos_token_id``: a tuple, possibly empty).
 
+    ``mrope_section``: empty for 1-D RoPE; for Qwen2.5-VL's multimodal RoPE the number of
+    frequencies ``(temporal, height, width)`` that read each of the three position rows
+    (sums to ``head_dim / 2``; ``prefill`` then takes ``(B, S, 3)`` positions).
+
     Raises:
-        ValueError: a non-positive dimension or heads that do not divide.
+        ValueError: a non-positive dimension, heads that do not divide, or an
+            ``mrope_section`` that does not sum to ``head_dim / 2``.
     """
 
     vocab_size: int = 151936
@@ -81,6 +86,7 @@ class Qwen2Config:
     bos_token_id: int | None = None
     eos_token_id: tuple[int, ...] = ()
     pad_token_id: int | None = None
+    mrope_section: tuple[int, ...] = ()
 
     def __post_init__(self):
         eos = self.eos_token_id
@@ -104,6 +110,9 @@ class Qwen2Config:
         if self.head_dim % 2:
             raise ValueError(f"head_dim must be even for rotary embeddings, got {self.head_dim}")
         activation(self.hidden_act)
+        object.__setattr__(self, "mrope_section", tuple(int(v) for v in self.mrope_section))
+        if self.mrope_section and sum(self.mrope_section) != self.head_dim // 2:
+            raise ValueError(f"mrope_section {self.mrope_section} must sum to head_dim / 2 = {self.head_dim // 2}")
 
     @property
     def q_size(self) -> int:
@@ -203,8 +212,15 @@ def logits_from_hidden(params: dict, cfg: Qwen2Config, hidden: jnp.ndarray) -> j
 
 
 def _rope(cfg: Qwen2Config, positions: jnp.ndarray, dtype):
-    """cos/sin ``(B, S, hd)`` for integer ``positions`` ``(B, S)`` (rotate-half layout)."""
-    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(cfg.inv_freq())
+    """cos/sin ``(B, S, hd)`` for integer ``positions`` ``(B, S)`` (rotate-half layout), or
+    ``(B, S, 3)`` multimodal positions: frequency ``i`` of section ``j`` of
+    ``cfg.mrope_section`` reads row ``j % 3`` (transformers' Qwen2.5-VL rotary embedding)."""
+    if positions.ndim == 3:
+        rows = np.repeat(np.arange(len(cfg.mrope_section)) % 3, cfg.mrope_section)
+        positions = positions[..., rows]  # (B, S, hd/2): each frequency's own position
+    else:
+        positions = positions[..., None]
+    freqs = positions.astype(jnp.float32) * jnp.asarray(cfg.inv_freq())
     emb = jnp.concatenate([freqs, freqs], axis=-1)
     return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
 
@@ -391,7 +407,7 @@ def prefill(
         cfg: decoder configuration.
         embeds: ``(B, S, D)`` input embeddings (text embeddings with visual features in place).
         key_valid: ``(B, S)`` bool, False at padding.
-        positions: ``(B, S)`` int RoPE positions.
+        positions: ``(B, S)`` int RoPE positions, or ``(B, S, 3)`` with ``cfg.mrope_section``.
         plan: static Focus plan, a baseline's ``focus_jax.baselines.hooks.MethodPlan``
             (CMC, Adaptiv, FrameFusion, FastV), or None for dense.
         visual_start: ``(B,)`` int32, sequence index of each prompt's first visual token
