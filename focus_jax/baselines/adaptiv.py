@@ -61,10 +61,10 @@ def adaptiv_merge(tokens: jnp.ndarray, geometry: VisualGeometry, threshold: floa
     geometry.check_tokens(n, "tokens")
     w = geometry.width
     s = jnp.sign(tokens.astype(jnp.float32))
-    top = jnp.sum(_shift(s, geometry.height_stride) * s, axis=-1)
+    top = jnp.sum(_shift(s, geometry.width) * s, axis=-1)
     left = jnp.sum(_shift(s, 1) * s, axis=-1)
     best = jnp.maximum(top, left)
-    offset = jnp.where(left > top, 1, geometry.height_stride)
+    offset = jnp.where(left > top, 1, geometry.width)
     idx = jnp.arange(n, dtype=jnp.int32)
     within = idx % geometry.frame_stride
     margin = (within // w == 0) | (within % w == 0)
