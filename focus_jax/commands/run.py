@@ -125,6 +125,10 @@ def _print_report(console: Console, r: dict) -> None:
         console.print(f"[bold]answer (dense):[/] {escape(repr(r['answer_dense']))}")
         _print_focus(console, r)
     _print_costs(console, r)
+    if r.get("method"):
+        from focus_jax.baselines.compare import print_method_report
+
+        print_method_report(console, r["method"], r["modeled"]["dense"]["time_s"])
 
 
 def _check_options(video, prompt, demo, frames, max_new_tokens, no_focus, viz, save_trace, viz_gemm) -> None:
@@ -184,25 +188,32 @@ def run(
         None, "--save-trace", help="Write the Focus trace (.npz, focus_jax.trace; --demo: a directory)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="Also answer with a baseline: cmc, adaptiv, framefusion or fastv."
+    ),
+    method_config: Optional[Path] = typer.Option(
+        None, "--method-config", help="Baseline config JSON (default: the reference's)."
+    ),
 ) -> None:
     """Answer a question about a video with and without Focus; show SEC/SIC statistics, wall time and modeled cost."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from focus_jax.baselines.compare import baseline_from_options
     from focus_jax.demo_model import demo_model_dir
     from focus_jax.inference import DEMO_PROMPT, answer_demo, answer_video, choose_focus
 
     _check_options(video, prompt, demo, frames, max_new_tokens, no_focus, viz, save_trace, viz_gemm)
     model_dir = demo_model_dir() if model is None else model
     focus = choose_focus(model_dir, focus_config, no_focus)
+    baseline = baseline_from_options(method, method_config)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     err = Console(stderr=True)
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         if demo:
-            answers = answer_demo(
-                model_dir, frames, focus, max_new_tokens, DEMO_PROMPT if prompt is None else prompt, progress
-            )
+            demo_prompt = DEMO_PROMPT if prompt is None else prompt
+            answers = answer_demo(model_dir, frames, focus, max_new_tokens, demo_prompt, progress, baseline)
         else:
-            answers = [answer_video(model_dir, video, prompt, frames, focus, max_new_tokens, progress)]
+            answers = [answer_video(model_dir, video, prompt, frames, focus, max_new_tokens, progress, baseline)]
     for answer, trace_path, viz_path in zip(answers, _outputs(save_trace, demo, ".npz"), _outputs(viz, demo, ".png")):
         if trace_path is not None:
             answer.trace.save(trace_path)
