@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import costmodel as cm
 from costmodel import paper
 from focus_jax.cli import app
 from focus_jax.config import FocusConfig, VisualGeometry
@@ -132,3 +133,29 @@ def test_reproduce_paper_writes_table_csv_and_png(tmp_path):
     assert round(float(rows[-1]["speedup_sec-only"]), 3) == 3.254
     png = (tmp_path / "out" / "paper_comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_simulate_prices_a_design_file(tmp_path):
+    """``simulate --design``: the design's accelerator (kind, m-tile, scatter vectors) and
+    its SEC schedule, equal to costmodel on the same hardware and workload."""
+    from focus_jax.config import FocusConfig
+    from focus_jax.design import Design, HardwareDesign
+
+    focus = FocusConfig(sec_layers=(3, 6, 9, 18, 26), sec_alphas=(0.4, 0.3, 0.2, 0.15, 0.1))
+    path = Design(focus, HardwareDesign(m_tile=512, scatter_vectors=3)).save(tmp_path / "design.json")
+    args = ["simulate", "--design", str(path), "--model", "llava_vid", "--seq-len", "11648", "--sparsity", "0.4"]
+    result = runner.invoke(app, [*args, "--mode", "corrected", "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    shape = cm.ModelShape.load("llava_vid")
+    stats = cm.FocusStats.from_schedule(shape, 11648, focus.sec_layers, focus.sec_alphas, similar_fraction=0.4)
+    want = cm.simulate(cm.focus(m_tile=512, scatter_vectors=3), cm.Workload(shape, 11648.0, focus=stats), mode="corrected")
+    assert got["accelerator"] == "focus"
+    assert got["total_cycles"] == pytest.approx(want.total_cycles, rel=1e-12)
+    assert got["energy_mJ"]["total"] == pytest.approx(want.energy_total_mJ, rel=1e-12)
+    other = cm.simulate(cm.focus(), cm.Workload(shape, 11648.0, focus=stats), mode="corrected")
+    assert got["total_cycles"] != pytest.approx(other.total_cycles, rel=1e-6)  # the design's m-tile is used
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    failed = runner.invoke(app, ["simulate", "--design", str(bad), "--seq-len", "100"])
+    assert failed.exit_code == 1 and "design file" in failed.output and "Traceback" not in failed.output

@@ -184,6 +184,9 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     reproduce_paper: bool = typer.Option(False, "--reproduce-paper", help="Rerun the paper's comparison (CSV + PNG)."),
     output_dir: Path = typer.Option(Path("."), "--output-dir", help="Where --reproduce-paper writes its CSV and PNG."),
+    design: Optional[Path] = typer.Option(
+        None, "--design", help="Design file (focus-jax tune): its accelerator, and its SEC schedule unless given."
+    ),
 ) -> None:
     """Price a prefill (and decode) on Focus or a baseline accelerator with costmodel."""
     if reproduce_paper:
@@ -191,9 +194,20 @@ def simulate(
         return
     import costmodel as cm
 
+    chosen = None
+    if design is not None:
+        from focus_jax.design import Design
+
+        chosen = Design.load(design)
+        accelerator = chosen.hardware.kind
+        if trace is None and sec_layers is None and sec_alphas is None and accelerator in ("focus", "sec-only"):
+            sec_layers = ",".join(map(str, chosen.focus.sec_layers)) or None
+            sec_alphas = ",".join(map(str, chosen.focus.sec_alphas)) or None
     hw, wl = build_workload(
         accelerator, model, seq_len, frames, sec_layers, sec_alphas, sparsity, trace, mode, text_tokens, decode_tokens
     )
+    if chosen is not None:
+        hw = chosen.hardware.to_costmodel()
     report = cm.simulate(hw, wl, mode=mode)
     result = {
         "accelerator": accelerator,
