@@ -149,11 +149,12 @@ def test_simulate_prices_a_design_file(tmp_path):
     got = json.loads(result.stdout)
     shape = cm.ModelShape.load("llava_vid")
     stats = cm.FocusStats.from_schedule(shape, 11648, focus.sec_layers, focus.sec_alphas, similar_fraction=0.4)
-    want = cm.simulate(cm.focus(m_tile=512, scatter_vectors=3), cm.Workload(shape, 11648.0, focus=stats), mode="corrected")
+    workload = cm.Workload(shape, 11648.0, focus=stats)
+    want = cm.simulate(cm.focus(m_tile=512, scatter_vectors=3), workload, mode="corrected")
     assert got["accelerator"] == "focus"
     assert got["total_cycles"] == pytest.approx(want.total_cycles, rel=1e-12)
     assert got["energy_mJ"]["total"] == pytest.approx(want.energy_total_mJ, rel=1e-12)
-    other = cm.simulate(cm.focus(), cm.Workload(shape, 11648.0, focus=stats), mode="corrected")
+    other = cm.simulate(cm.focus(), workload, mode="corrected")
     assert got["total_cycles"] != pytest.approx(other.total_cycles, rel=1e-6)  # the design's m-tile is used
     bad = tmp_path / "bad.json"
     bad.write_text("[1]")
