@@ -240,11 +240,15 @@ def test_trace_export(tmp_path):
 
 
 
-def test_focus_refuses_image_prompts_and_trace_without_focus():
+def test_baselines_refuse_image_prompts_and_trace_without_focus():
+    """Focus runs on image prompts (tests/test_models_focus_images.py); the baselines, as
+    their authors apply them, only on videos."""
+    from focus_jax.baselines.config import default_method_config
+
     ids, mask, pos, pixel_values, sizes = tiny.image_prompts([(50, 60)])
-    focus_model = tiny.jax_model().with_focus(FocusConfig())
+    fastv_model = tiny.jax_model().with_method(default_method_config("fastv"))
     with pytest.raises(ValueError, match="video prompts"):
-        focus_model.forward(ids, pixel_values=pixel_values, image_sizes=sizes)
+        fastv_model.forward(ids, pixel_values=pixel_values, image_sizes=sizes)
     vids = tiny.video_prompts(1)
     with pytest.raises(ValueError, match="return_trace"):
         tiny.jax_model().forward(vids[0], pixel_values_videos=vids[3], return_trace=True)
