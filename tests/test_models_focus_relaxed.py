@@ -24,8 +24,6 @@ from focus_jax.errors import InputError
 from focus_jax.models.llava_onevision.trace import RelaxedModelTrace
 from focus_jax.trace import GEMM_NAMES, RelaxedFocusTrace
 
-import isolation
-
 #: Two SEC layers (so relaxed SEC composes), the shipped SIC settings.
 CFG = DEMO_FOCUS.replace(sec_layers=(1, 2), sec_alphas=(0.5, 0.25))
 LAYERS = 4
@@ -85,7 +83,6 @@ class _Frozen(dict):
         return hash(tuple(sorted(self.items())))
 
 
-@isolation.in_child
 def test_knobs_round_trip_and_validation():
     knobs = FocusKnobs.from_config(CFG, LAYERS)
     chex.assert_shape(knobs.similarity_threshold, (LAYERS, len(GEMM_NAMES)))
@@ -105,7 +102,6 @@ def test_knobs_round_trip_and_validation():
         FocusKnobs(knobs.similarity_threshold, jnp.zeros(3)).check(CFG, LAYERS)
 
 
-@isolation.in_child
 def test_exact_path_takes_per_layer_gemm_thresholds(setup):
     model, inputs, _, exact, trace = setup
     knobs = FocusKnobs.from_config(CFG, LAYERS)
@@ -141,7 +137,6 @@ def relaxed(setup):
     return lambda t: run(knobs, jnp.float32(t))
 
 
-@isolation.in_child
 def test_relaxed_logits_tend_to_exact_as_temperature_falls(setup, relaxed):
     _, inputs, _, exact, trace = setup
     rows = trace.rows
@@ -165,7 +160,6 @@ def test_relaxed_logits_tend_to_exact_as_temperature_falls(setup, relaxed):
     assert np.abs(np.asarray(similar[0]) - ref.similar_vectors).max() <= 0.02 * 128 * max(ref.vectors_per_token)
 
 
-@isolation.in_child
 def test_gradient_of_loss_plus_latency_is_finite_and_agrees_with_exact_finite_differences(setup, relaxed):
     model, inputs, answers, _, _ = setup
     knobs = FocusKnobs.from_config(CFG, LAYERS)
@@ -198,9 +192,3 @@ def test_gradient_of_loss_plus_latency_is_finite_and_agrees_with_exact_finite_di
         print(f"{name}: exact finite difference {measured:+.4e}, relaxed gradient predicts {predicted:+.4e}")
         assert abs(measured) > 1e-4  # the exact objective changes measurably
         assert np.sign(measured) == np.sign(predicted)
-
-
-@isolation.in_parent
-def test_relaxed_model_checks_in_a_fresh_interpreter():
-    """This module's tests, in a child interpreter (``tests/isolation.py`` says why)."""
-    isolation.run_module(__file__)

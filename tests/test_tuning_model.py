@@ -20,8 +20,6 @@ from focus_jax.demo_model import demo_model_dir
 from focus_jax.inference import model_focus_config
 from focus_jax.tuning.model import CalibrationSet, ModelEvaluator
 
-import isolation
-
 QUESTIONS = 4
 
 
@@ -34,7 +32,6 @@ def evaluator():
     return ModelEvaluator(model, CalibrationSet.build(model.config, QUESTIONS, batch_size=QUESTIONS))
 
 
-@isolation.in_child
 def test_calibration_and_held_out_sets_differ():
     from focus_jax.demo_model import demo_model_config
     from focus_jax.qa_eval import EVAL_SEED
@@ -45,7 +42,6 @@ def test_calibration_and_held_out_sets_differ():
     assert not np.array_equal(cal.batches[0]["pixel_values_videos"], held.batches[0]["pixel_values_videos"])
 
 
-@isolation.in_child
 def test_exact_evaluation_matches_an_independent_forward(evaluator):
     cfg = evaluator.model.focus
     point = evaluator.evaluate(cfg)
@@ -68,7 +64,6 @@ def test_exact_evaluation_matches_an_independent_forward(evaluator):
     assert point.kl >= 0 and point.tuned[0] <= point.paper[0]
 
 
-@isolation.in_child
 def test_short_tune_run_lowers_the_cost_term(evaluator):
     from focus_jax.tuning.focus_tuner import tune_focus
 
@@ -107,7 +102,6 @@ CHECK = textwrap.dedent(
 )
 
 
-@isolation.in_child
 def test_data_parallel_evaluation_equals_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", HF_HUB_OFFLINE="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
@@ -121,9 +115,3 @@ def test_data_parallel_evaluation_equals_one_device():
     # float32 logits computed in another fusion differs in the 8th digit (measured 4.8e-8)
     np.testing.assert_array_equal(np.delete(four, 1), np.delete(one, 1))
     assert abs(four[1] - one[1]) <= 1e-6
-
-
-@isolation.in_parent
-def test_tuning_model_checks_in_a_fresh_interpreter():
-    """This module's tests, in a child interpreter (``tests/isolation.py`` says why)."""
-    isolation.run_module(__file__)
