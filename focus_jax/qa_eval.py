@@ -150,6 +150,26 @@ class EvalReport:
         }
 
 
+def question_batch(config, samples, tokenizer) -> dict:
+    """The prompts of ``samples`` for a model of ``config`` (``LlavaOnevisionConfig``): one
+    ``make_batch(..., with_answers=False)`` row each, the video placeholder expanded to the
+    model's token count for the clips' frames and the frames at its input size.
+
+    Returns ``make_batch``'s arrays (``input_ids``, ``attention_mask`` ``(B, L)`` int32,
+    ``pixel_values_videos`` ``(B, F, 3, H, W)`` float32).
+    """
+    from focus_jax.data import make_batch
+
+    frames = int(np.shape(samples[0].frames)[0])
+    return make_batch(
+        samples,
+        tokenizer,
+        num_video_tokens=config.video_token_count(frames),
+        image_size=config.vision.image_size,
+        with_answers=False,
+    )
+
+
 def answer_questions(
     model, tokenizer, samples: Sequence, max_new_tokens: int = 4
 ) -> tuple[list[str], list[float] | None]:
@@ -166,18 +186,9 @@ def answer_questions(
         ``(answers, work_fractions)``: decoded answers (special tokens removed, stripped) and,
         with Focus, each prompt's ``FocusTrace.work_fraction()`` (else None).
     """
-    from focus_jax.data import make_batch
     from focus_jax.inference import generate_with_trace
 
-    cfg = model.config
-    frames = int(np.shape(samples[0].frames)[0])
-    batch = make_batch(
-        samples,
-        tokenizer,
-        num_video_tokens=cfg.video_token_count(frames),
-        image_size=cfg.vision.image_size,
-        with_answers=False,
-    )
+    batch = question_batch(model.config, samples, tokenizer)
     tokens, trace = generate_with_trace(
         model, batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"], max_new_tokens=max_new_tokens
     )

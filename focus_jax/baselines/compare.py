@@ -241,7 +241,8 @@ def run_method(
     Raises:
         InputError: no samples, or ``batch_size`` < 1.
     """
-    from focus_jax.data import build_tokenizer, make_batch, score_samples
+    from focus_jax.data import build_tokenizer, score_samples
+    from focus_jax.qa_eval import question_batch
 
     if not samples:
         raise InputError("no samples to evaluate")
@@ -256,13 +257,7 @@ def run_method(
     accelerator = ACCELERATORS[method]
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        batch = make_batch(
-            chunk,
-            tok,
-            num_video_tokens=model.config.video_token_count(frames),
-            image_size=model.config.vision.image_size,
-            with_answers=False,
-        )
+        batch = question_batch(model.config, chunk, tok)
         ids, pixels, mask = batch["input_ids"], batch["pixel_values_videos"], batch["attention_mask"]
         if method == "dense":
             tokens, traces = (
@@ -322,20 +317,14 @@ def compare(
 
 def traced_work(model, cfg: BaselineConfig, samples: Sequence, batch_size: int = 50) -> float:
     """Mean visual-token GEMM work fraction of ``cfg`` on ``samples`` (traced prefills only)."""
-    from focus_jax.data import build_tokenizer, make_batch
+    from focus_jax.data import build_tokenizer
+    from focus_jax.qa_eval import question_batch
 
     tok, runner = build_tokenizer(), model.with_method(cfg)
-    frames = int(np.shape(samples[0].frames)[0])
     work = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        batch = make_batch(
-            chunk,
-            tok,
-            num_video_tokens=model.config.video_token_count(frames),
-            image_size=model.config.vision.image_size,
-            with_answers=False,
-        )
+        batch = question_batch(model.config, chunk, tok)
         _, traces = runner.forward(
             batch["input_ids"],
             pixel_values_videos=batch["pixel_values_videos"],
