@@ -1,12 +1,14 @@
-"""INT8 Focus on the embedded demo model: integer SIC decisions (``focus_jax.quant``, the
-arithmetic of the generated SIC unit) vs float, and held-out accuracy dense / float Focus /
-INT8 Focus (the paper's INT8 study, ``int8_focus.csv``).
+"""INT8 Focus on the embedded demo model: integer SIC and SEC decisions (``focus_jax.quant``,
+the arithmetic of the generated SIC and SEC units) vs float, and held-out accuracy dense /
+float Focus / INT8 Focus (the paper's INT8 study, ``int8_focus.csv``).
 
-Prints the agreement of the similar masks and group indices over every SIC input of the
-prefills (GEMM inputs before SEC's pruning; the last layer's MLP after SEC keeps float SIC),
-the largest distance to the threshold of a disagreeing vector next to the measured
-quantisation error of the cosine, and the exact-match accuracy of each variant. Each
-variant runs in its own process: a jitted prefill is cached with the SIC it was traced with.
+The INT8 model is ``with_focus(focus, arithmetic="int8", capture=AgreementStats())``: every
+SIC (before and after SEC's pruning) and every SEC layer decides in integers, and the
+capture compares each input's integer decisions with the float ones. Prints the agreement of
+the similar masks and group indices over every SIC input of the prefills, the largest
+distance to the threshold of a disagreeing vector next to the measured quantisation error of
+the cosine, the fraction of SEC's kept tokens both arithmetics keep, and the exact-match
+accuracy of each variant. Each variant runs in its own process.
 
     python benchmarks/int8_focus.py [--questions 200]
 """
@@ -14,7 +16,6 @@ variant runs in its own process: a jitted prefill is cached with the SIC it was 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
@@ -29,22 +30,25 @@ def run_variant(variant: str, questions: int) -> dict:
     from focus_jax.demo_model import demo_model_dir
     from focus_jax.inference import model_focus_config
     from focus_jax.qa_eval import EVAL_SEED, answer_questions, eval_task_config
-    from focus_jax.quant_demo import AgreementStats, int8_sic
+    from focus_jax.quant_demo import AgreementStats
 
     directory = demo_model_dir()
     focus = model_focus_config(directory)
-    model = focus_jax.from_pretrained(directory).with_focus(None if variant == "dense" else focus)
+    stats = AgreementStats() if variant == "int8_focus" else None
+    model = focus_jax.from_pretrained(directory).with_focus(
+        None if variant == "dense" else focus,
+        arithmetic="int8" if stats is not None else "float",
+        capture=stats,
+    )
     task = eval_task_config(model.config.vision, 8)
     samples = []
     for start in range(0, questions, 50):
         samples += generate_samples(task, EVAL_SEED, min(50, questions - start), start)
     tok = build_tokenizer()
-    stats = AgreementStats() if variant == "int8_focus" else None
     t = time.perf_counter()
     answers = []
-    with int8_sic(stats) if stats is not None else contextlib.nullcontext():
-        for start in range(0, len(samples), 50):
-            answers += answer_questions(model, tok, samples[start:start + 50])[0]
+    for start in range(0, len(samples), 50):
+        answers += answer_questions(model, tok, samples[start:start + 50])[0]
     report = score_samples(answers, samples).to_dict()
     out = {
         "variant": variant,

@@ -20,9 +20,12 @@ INT8 variant of Focus whose decisions are compared with the float algorithm
   group root, else to itself; roots are resolved completely (the streaming pointer table
   of the RTL). The reference chases pointers ``F`` (frames) rounds only; the two differ
   only for chains longer than ``2^F`` vectors.
-- SEC (``quantize_importance``): attention probabilities in ``[0, 1]`` as unsigned
-  ``bits``-bit fixed point (round to nearest); importance and top-k as the float SEC
-  (``token_importance``, ``select_tokens``: ties to the lower index).
+- SEC (``quantized_attention_importance``, ``quantized_keep_indices``): every attention
+  probability in ``[0, 1]`` of a query-text row as unsigned ``bits``-bit fixed point
+  (round to nearest), the importance of a visual token the max of those integers over
+  heads and rows, top-k on the integers (``select_tokens``: ties to the lower index).
+  Rounding is monotone, so this is the float SEC on rounded importances: only tokens
+  whose importances round to the same integer can swap.
 
 Exactness: every product is an int64 (computed under ``jax.enable_x64``); the bounds are
 checked (``_check_bounds``) so no intermediate can overflow.
@@ -40,6 +43,7 @@ from focus_jax.concentration import (
     NO_CANDIDATE,
     BlockMatch,
     SICResult,
+    attention_importance,
     select_tokens,
     vector_concentration,
     vector_layout,
@@ -53,10 +57,13 @@ __all__ = [
     "IMPORTANCE_BITS",
     "TAU_FRAC_BITS",
     "QuantizedMatch",
+    "decisions_match",
     "quantize_importance",
     "quantize_symmetric",
+    "quantized_attention_importance",
     "quantized_block_match",
     "quantized_keep_indices",
+    "quantized_sic_decisions",
     "quantized_similarity_concentration",
     "root_pointers",
     "split_int_vectors",
@@ -241,30 +248,95 @@ def quantized_block_match(q, geom: VisualGeometry, cfg: FocusConfig, tau_q: int,
         return QuantizedMatch(similar, zero, best, offset, group.astype(jnp.int32), na, best_dot, best_nb)
 
 
-def quantized_similarity_concentration(x, geom: VisualGeometry, cfg: FocusConfig, bits: int = ACTIVATION_BITS,
-                                       frac_bits: int = TAU_FRAC_BITS) -> tuple[SICResult, QuantizedMatch]:
-    """SIC with the integer decisions: quantise, decide in integers, merge in float.
+def quantized_sic_decisions(x, geom: VisualGeometry, cfg: FocusConfig, threshold=None, positions=None,
+                            bits: int = ACTIVATION_BITS, frac_bits: int = TAU_FRAC_BITS) -> QuantizedMatch:
+    """Integer SIC decisions of one GEMM input, before or after SEC's pruning (eager, numpy in).
 
-    The similar/zero masks and best candidates come from ``quantized_block_match`` on
-    ``quantize_symmetric(x, bits)``; grouping (the reference's ``F``-round pointer chase)
-    and the group mean are ``vector_concentration``'s on the float ``x``.
+    ``x`` is quantised per tensor (``quantize_symmetric``) and matched by
+    ``quantized_block_match``. With ``positions`` (the tokens SEC kept) the rows are first
+    scattered to their grid positions with zero vectors elsewhere, as the spec defines SIC
+    after pruning: a zero vector has ``dot = 0`` and is never a candidate, and the zeros do
+    not change the tensor's scale.
 
     Args:
-        x: ``(..., N, D)`` float visual tokens of one GEMM input.
-        geom, cfg: as ``similarity_concentration``; ``cfg.similarity_threshold`` in (0, 1].
+        x: ``(n, D)`` float visual tokens (``n = geom.num_tokens`` without ``positions``).
+        geom, cfg: as ``quantized_block_match``.
+        threshold: the float threshold (default ``cfg.similarity_threshold``), as ``tau_fixed``.
+        positions: None, or ``(n,)`` ascending grid positions of the rows of ``x``.
 
     Returns:
-        ``(SICResult, QuantizedMatch)``; ``SICResult.similarity`` is 1 where the integer
-        test passed and ``NO_CANDIDATE`` elsewhere (the integer unit computes no cosine).
+        ``QuantizedMatch`` of ``(n, V)`` arrays for the rows of ``x``; ``offset`` counts rows
+        of ``x`` (the convention of ``block_similarity(..., positions=...)``), ``group_index``
+        is a flat grid index.
 
     Raises:
         InputError: as ``tau_fixed`` and ``quantized_block_match``.
     """
-    tau_q = tau_fixed(cfg.similarity_threshold, frac_bits)
+    tau_q = tau_fixed(cfg.similarity_threshold if threshold is None else float(threshold), frac_bits)
     q, _ = quantize_symmetric(x, bits)
-    qm = quantized_block_match(q, geom, cfg, tau_q, bits, frac_bits)
-    match = BlockMatch(jnp.where(qm.mask_similar, 1.0, NO_CANDIDATE).astype(jnp.float32), qm.offset, qm.mask_zero)
-    return vector_concentration(x, match, geom, cfg), qm
+    if positions is None:
+        return quantized_block_match(q, geom, cfg, tau_q, bits, frac_bits)
+    pos = np.asarray(positions, np.int64)
+    grid = jnp.zeros((geom.num_tokens, q.shape[-1]), q.dtype).at[pos].set(q)
+    qm = quantized_block_match(grid, geom, cfg, tau_q, bits, frac_bits)
+    rows = QuantizedMatch(*(np.asarray(a)[pos] for a in qm))
+    inverse = np.full(geom.num_tokens, -1, np.int64)
+    inverse[pos] = np.arange(pos.size)
+    cand_row = inverse[np.maximum(pos[:, None] - rows.offset, 0)]  # a candidate is never a pruned token
+    offset = np.where(rows.candidate > 0, np.arange(pos.size)[:, None] - cand_row, 0).astype(np.int32)
+    return rows._replace(offset=offset)
+
+
+def quantized_similarity_concentration(x, geom: VisualGeometry, cfg: FocusConfig, *, threshold=None,
+                                       positions=None) -> SICResult:
+    """SIC with the integer decisions of the SIC unit: decide in INT8, merge in float.
+
+    The similar/zero masks and best candidates are ``quantized_sic_decisions`` (computed on
+    the host through ``jax.pure_callback``, so this runs under ``jit`` and inside the
+    model's prefill: ``FocusPlan.arithmetic == "int8"``); grouping (the reference's
+    ``F``-round pointer chase) and the group mean are ``vector_concentration``'s on the
+    float ``x``.
+
+    Args:
+        x: ``(..., n, D)`` float visual tokens of one GEMM input.
+        geom, cfg: as ``similarity_concentration``; the threshold in (0, 1].
+        threshold: None (``cfg.similarity_threshold``) or a float scalar (may be traced).
+        positions: None, or ``(..., n)`` grid positions of the kept rows (after SEC).
+
+    Returns:
+        ``SICResult``; ``similarity`` is 1 where the integer test passed and
+        ``NO_CANDIDATE`` elsewhere (the integer unit computes no cosine).
+
+    Raises:
+        InputError: a static threshold outside (0, 1] (as ``tau_fixed``); the host
+            callback raises the same for a traced one, and as ``quantized_block_match``.
+    """
+    if threshold is None:
+        tau_fixed(cfg.similarity_threshold)  # fail before tracing
+    v, _ = vector_layout(x.shape[-1], cfg.vector_size)
+    lead = x.shape[:-1]
+    thr = jnp.asarray(cfg.similarity_threshold if threshold is None else threshold, jnp.float32)
+    pos = jnp.zeros(lead, jnp.int32) if positions is None else jnp.asarray(positions, jnp.int32)
+    shapes = (jax.ShapeDtypeStruct(lead + (v,), jnp.bool_), jax.ShapeDtypeStruct(lead + (v,), jnp.int32),
+              jax.ShapeDtypeStruct(lead + (v,), jnp.bool_))
+
+    def host(xs, t, ps):
+        xs, ps = np.asarray(xs, np.float32), np.asarray(ps)
+        out = [np.empty(s.shape, s.dtype) for s in shapes]
+        for i in np.ndindex(lead[:-1]):
+            qm = quantized_sic_decisions(xs[i], geom, cfg, float(t), None if positions is None else ps[i])
+            for o, a in zip(out, (qm.mask_similar, qm.offset, qm.mask_zero)):
+                o[i] = np.asarray(a)
+        return tuple(out)
+
+    similar, offset, zero = jax.pure_callback(host, shapes, x, thr, pos, vmap_method="sequential")
+    return vector_concentration(x, decisions_match(similar, offset, zero), geom, cfg, positions=positions)
+
+
+def decisions_match(mask_similar, offset, mask_zero) -> BlockMatch:
+    """Integer decisions as the ``BlockMatch`` ``vector_concentration`` merges with: similarity
+    1 where similar (above any threshold < 1), ``NO_CANDIDATE`` elsewhere."""
+    return BlockMatch(jnp.where(mask_similar, 1.0, NO_CANDIDATE).astype(jnp.float32), offset, mask_zero)
 
 
 def quantize_importance(probs, bits: int = IMPORTANCE_BITS):
@@ -277,11 +349,20 @@ def quantize_importance(probs, bits: int = IMPORTANCE_BITS):
     return jnp.clip(jnp.round(jnp.asarray(probs, jnp.float32) * top), 0, top).astype(jnp.int32)
 
 
+def quantized_attention_importance(probs, query_rows, visual_start, num_visual: int, bits: int = IMPORTANCE_BITS):
+    """The SEC unit's importance: ``(B, H, R, S) -> (B, num_visual)`` int32.
+
+    Every attention probability of a query-text row is quantised (``quantize_importance``)
+    and the unit keeps, per visual token, the maximum over heads and rows of those
+    integers (``imp[index] = max(imp[index], value)``; rows not marked in ``query_rows``
+    are not streamed, an untouched entry reads 0). Arguments as
+    ``focus_jax.concentration.attention_importance``.
+    """
+    q = quantize_importance(probs, bits)
+    return attention_importance(q, query_rows, visual_start, num_visual).astype(jnp.int32)
+
+
 def quantized_keep_indices(importance_q, k: int):
     """SEC's kept visual tokens from integer importances: ``(..., n) -> (..., k)`` int32,
-    ascending; ties to the lower index (``select_tokens``, exact on integers below 2^24)."""
-    imp = jnp.asarray(importance_q)
-    if imp.size and int(jnp.max(imp)) >= 1 << 24:
-        raise InputError("integer importances must be below 2^24")
-    return select_tokens(imp.astype(jnp.float32), k)
-
+    ascending; ties to the lower index (``select_tokens``, ``lax.top_k`` on the integers)."""
+    return select_tokens(jnp.asarray(importance_q, jnp.int32), k)

@@ -1,72 +1,62 @@
-"""Integer Focus on the embedded demo model: GEMM-input traces and the INT8 swap.
+"""Integer Focus on the embedded demo model: GEMM-input traces and INT8-vs-float agreement.
 
-Both work by replacing, for the duration of a ``with`` block, the SIC call of the model's
-Focus hooks (``focus_jax.models.focus_hooks.similarity_concentration``, the SIC of every
-GEMM input before SEC prunes) with a wrapper; the model code itself is unchanged. The
-SIC of the MLP inputs after SEC's pruning (``kept_sic``, the last layer of the demo model)
-stays float. Call them in a fresh process, or before the model's prefill was compiled:
-jit caches a traced prefill, hooks included.
+Both are ``FocusPlan.capture`` callbacks (``model.with_focus(focus, capture=...)``), called
+on the host with every SIC input (``SICInput``: before and after SEC's pruning) and every
+SEC attention map (``SECInput``) of the prefills; the INT8 model is
+``model.with_focus(focus, arithmetic="int8")`` (``focus_jax.quant`` decides SIC and SEC).
 
-- ``capture_sic_inputs``: records every SIC input ``(N, D)`` the prefill sees (the
-  GEMM-input traces the RTL is verified on, ``tests/test_rtl.py``).
-- ``int8_sic``: SIC decisions from ``focus_jax.quant`` (INT8, fixed-point threshold)
-  instead of float, with agreement statistics against the float decisions
+- ``Recorder``: keeps the inputs (the traces the RTL is verified on, ``tests/test_rtl.py``).
+- ``AgreementStats``: on each input, the integer decisions next to the float ones
   (``benchmarks/int8_focus.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from focus_jax.concentration import NO_CANDIDATE, BlockMatch, similarity_concentration, vector_concentration
-from focus_jax.config import FocusConfig, VisualGeometry
-from focus_jax.quant import TAU_FRAC_BITS, quantize_symmetric, quantized_block_match, tau_fixed
+from focus_jax.concentration import select_tokens, similarity_concentration, vector_concentration
+from focus_jax.models.focus_hooks import SECInput, SICInput
+from focus_jax.quant import (
+    TAU_FRAC_BITS,
+    decisions_match,
+    quantize_importance,
+    quantize_symmetric,
+    quantized_keep_indices,
+    quantized_sic_decisions,
+    tau_fixed,
+)
 
-__all__ = ["AgreementStats", "capture_sic_inputs", "int8_sic"]
-
-
-@contextlib.contextmanager
-def _patched(replacement):
-    from focus_jax.models import focus_hooks
-
-    original = focus_hooks.similarity_concentration
-    focus_hooks.similarity_concentration = replacement
-    try:
-        yield
-    finally:
-        focus_hooks.similarity_concentration = original
+__all__ = ["AgreementStats", "Recorder"]
 
 
-@contextlib.contextmanager
-def capture_sic_inputs(records: list):
-    """Append ``(geom, x)`` (``x`` ``(N, D)`` float32 numpy, one per prompt) for every SIC
-    input of the prefills run inside the block."""
+class Recorder:
+    """A ``FocusPlan.capture`` that appends every ``SICInput`` to ``sic`` and every
+    ``SECInput`` to ``sec``, in the order the prefill produced them."""
 
-    def wrapper(vis, geom, cfg, **kwargs):
-        def record(v):
-            for row in np.asarray(v, np.float32).reshape((-1,) + v.shape[-2:]):
-                records.append((geom, row))
+    def __init__(self):
+        self.sic: list[SICInput] = []
+        self.sec: list[SECInput] = []
 
-        jax.debug.callback(record, vis)
-        return similarity_concentration(vis, geom, cfg, **kwargs)
-
-    with _patched(wrapper):
-        yield records
+    def __call__(self, record) -> None:
+        (self.sec if isinstance(record, SECInput) else self.sic).append(record)
 
 
 class AgreementStats:
-    """Integer vs float SIC decisions, accumulated over GEMM inputs.
+    """Integer vs float Focus decisions, accumulated over the inputs a prefill captures.
 
-    Attributes (totals over vectors): ``vectors``, ``similar_float``, ``similar_int``,
+    A ``FocusPlan.capture``: every SIC input is decided by ``quantized_sic_decisions`` and by
+    the float ``similarity_concentration`` (with the SEC positions after pruning), every SEC
+    attention map by ``quantized_keep_indices`` of the quantised importance and by the float
+    top-k.
+
+    Attributes (SIC totals over vectors): ``vectors``, ``similar_float``, ``similar_int``,
     ``mask_disagree``, ``zero_disagree``, ``group_disagree``, ``margins`` (float
     ``|best cosine - threshold|`` of every vector whose similar mask disagrees),
     ``explained`` (disagreements whose margin is at most that vector's own quantisation
     error ``|cos(x_int) - cos(x_float)|`` of the best candidate plus the threshold's rounding),
-    ``quant_error`` (largest such error seen).
+    ``quant_error`` (largest such error seen). SEC: ``sec_maps``, ``sec_kept`` (tokens kept
+    over all maps), ``sec_kept_common`` (kept by both).
     """
 
     def __init__(self):
@@ -75,6 +65,46 @@ class AgreementStats:
         self.margins: list[float] = []
         self.explained = 0
         self.quant_error = 0.0
+        self.sec_maps = self.sec_kept = self.sec_kept_common = 0
+
+    def __call__(self, record) -> None:
+        if isinstance(record, SECInput):
+            self._sec(record)
+        else:
+            self._sic(record)
+
+    def _sec(self, rec: SECInput) -> None:
+        imp = np.max(rec.probs, axis=(0, 1))
+        kept_float = set(np.asarray(select_tokens(jnp.asarray(imp), rec.k)).tolist())
+        imp_q = np.max(np.asarray(quantize_importance(rec.probs)), axis=(0, 1))
+        kept_int = set(np.asarray(quantized_keep_indices(imp_q, rec.k)).tolist())
+        self.sec_maps += 1
+        self.sec_kept += rec.k
+        self.sec_kept_common += len(kept_float & kept_int)
+
+    def _sic(self, rec: SICInput) -> None:
+        cfg, geom, x, pos = rec.config.replace(similarity_threshold=rec.threshold), rec.geometry, rec.x, rec.positions
+        qm = quantized_sic_decisions(x, geom, cfg, positions=pos)
+        ref = similarity_concentration(jnp.asarray(x), geom, cfg, positions=pos)
+        q, scale = quantize_symmetric(x)
+        deq = similarity_concentration((q * scale).astype(jnp.float32), geom, cfg, positions=pos)
+        mi, mf = np.asarray(qm.mask_similar), np.asarray(ref.mask_similar)
+        self.vectors += mi.size
+        self.similar_float += int(mf.sum())
+        self.similar_int += int(mi.sum())
+        self.mask_disagree += int((mi != mf).sum())
+        self.zero_disagree += int((np.asarray(qm.mask_zero) != np.asarray(ref.mask_zero)).sum())
+        merged = vector_concentration(jnp.asarray(x), decisions_match(qm.mask_similar, qm.offset, qm.mask_zero),
+                                      geom, cfg, positions=pos)  # the int8 model's grouping
+        self.group_disagree += int((np.asarray(merged.group_index) != np.asarray(ref.group_index)).sum())
+        sim, sim_q = np.asarray(ref.similarity), np.asarray(deq.similarity)
+        margin = np.abs(sim[mi != mf] - rec.threshold)
+        tau_err = abs(tau_fixed(rec.threshold) / (1 << TAU_FRAC_BITS) - rec.threshold)
+        self.margins += margin.tolist()
+        self.explained += int(np.sum(margin <= np.abs(sim - sim_q)[mi != mf] + tau_err + 1e-6))
+        both = (sim > -1.5) & (sim_q > -1.5)
+        if both.any():
+            self.quant_error = max(self.quant_error, float(np.abs(sim - sim_q)[both].max()))
 
     def to_dict(self) -> dict:
         m = np.asarray(self.margins)
@@ -85,60 +115,6 @@ class AgreementStats:
                 "max_disagree_margin": float(m.max()) if m.size else 0.0,
                 "median_disagree_margin": float(np.median(m)) if m.size else 0.0,
                 "disagree_within_own_quant_error": self.explained / max(self.mask_disagree, 1),
-                "quant_error_max": self.quant_error}
-
-
-def _int_decisions(x: np.ndarray, geom: VisualGeometry, cfg: FocusConfig, stats: AgreementStats | None):
-    """Integer decisions of ``x`` ``(..., N, D)`` (numpy) and the float comparison."""
-    q, scale = quantize_symmetric(x)
-    qm = quantized_block_match(q, geom, cfg, tau_fixed(cfg.similarity_threshold))
-    if stats is not None:
-        ref = similarity_concentration(jnp.asarray(x), geom, cfg)
-        deq = similarity_concentration((q * scale).astype(jnp.float32), geom, cfg)
-        mi, mf = np.asarray(qm.mask_similar), np.asarray(ref.mask_similar)
-        res_int = vector_concentration(jnp.asarray(x), _match(qm), geom, cfg)
-        stats.vectors += mi.size
-        stats.similar_float += int(mf.sum())
-        stats.similar_int += int(mi.sum())
-        stats.mask_disagree += int((mi != mf).sum())
-        stats.zero_disagree += int((np.asarray(qm.mask_zero) != np.asarray(ref.mask_zero)).sum())
-        stats.group_disagree += int((np.asarray(res_int.group_index) != np.asarray(ref.group_index)).sum())
-        sim = np.asarray(ref.similarity)
-        sim_q = np.asarray(deq.similarity)
-        margin = np.abs(sim[mi != mf] - cfg.similarity_threshold)
-        tau_err = abs(tau_fixed(cfg.similarity_threshold) / (1 << TAU_FRAC_BITS) - cfg.similarity_threshold)
-        stats.margins += margin.tolist()
-        stats.explained += int(np.sum(margin <= np.abs(sim - sim_q)[mi != mf] + tau_err + 1e-6))
-        both = (sim > -1.5) & (np.asarray(deq.similarity) > -1.5)
-        if both.any():
-            stats.quant_error = max(stats.quant_error, float(np.abs(sim - np.asarray(deq.similarity))[both].max()))
-    return np.asarray(qm.mask_similar), np.asarray(qm.offset), np.asarray(qm.mask_zero)
-
-
-def _match(qm) -> BlockMatch:
-    return BlockMatch(jnp.where(qm.mask_similar, 1.0, NO_CANDIDATE).astype(jnp.float32), qm.offset, qm.mask_zero)
-
-
-@contextlib.contextmanager
-def int8_sic(stats: AgreementStats | None = None):
-    """Inside the block, the model's SIC takes its decisions in integers (``focus_jax.quant``:
-    INT8 per-tensor activations, ``T = round(tau 2^12)``) and merges the float vectors as
-    the reference does; with ``stats``, every call also runs the float SIC and counts the
-    disagreements."""
-
-    def wrapper(vis, geom, cfg, **kwargs):
-        v = -(-vis.shape[-1] // cfg.vector_size) if vis.shape[-1] > cfg.vector_size else 1
-        shapes = (jax.ShapeDtypeStruct(vis.shape[:-1] + (v,), jnp.bool_),
-                  jax.ShapeDtypeStruct(vis.shape[:-1] + (v,), jnp.int32),
-                  jax.ShapeDtypeStruct(vis.shape[:-1] + (v,), jnp.bool_))
-
-        def host(x):
-            similar, offset, zero = _int_decisions(np.asarray(x, np.float32), geom, cfg, stats)
-            return similar.astype(bool), offset.astype(np.int32), zero.astype(bool)
-
-        similar, offset, zero = jax.pure_callback(host, shapes, vis, vmap_method="sequential")
-        match = BlockMatch(jnp.where(similar, 1.0, NO_CANDIDATE).astype(jnp.float32), offset, zero)
-        return vector_concentration(vis, match, geom, cfg)
-
-    with _patched(wrapper):
-        yield stats
+                "quant_error_max": self.quant_error,
+                "sec_maps": self.sec_maps,
+                "sec_kept_agreement": self.sec_kept_common / max(self.sec_kept, 1)}

@@ -8,8 +8,8 @@ exactly; ``verify`` runs them all for one configuration.
   the busy cycles equal ``costmodel.gemm_cycles(M, N, K, rows, cols, "ws")`` (index of
   the last busy cycle, SCALE-Sim's count);
 - SIC unit: masks, best candidates and group roots equal ``focus_jax.quant.quantized_block_match``;
-- SEC unit: kept indices equal ``focus_jax.quant.quantized_keep_indices`` of the
-  integer ``token_importance``; cycles equal ``sec_cycles``;
+- SEC unit: kept indices equal ``focus_jax.quant.quantized_keep_indices`` of
+  ``quantized_attention_importance``; cycles equal ``sec_cycles``;
 - scatter accumulators: sums equal numpy.
 """
 
@@ -210,15 +210,16 @@ def check_sic(files, cfg: RtlConfig, x: np.ndarray, geom: VisualGeometry, work_d
 
 def check_sec(files, cfg: RtlConfig, probs: np.ndarray, k: int, work_dir) -> dict:
     """Attention probabilities ``probs`` ``(heads, Q, n)`` (query rows x visual columns)
-    through the SEC unit: kept indices vs the JAX top-k of the integer importance.
+    through the SEC unit (each quantised by ``quantize_importance``, one beat per
+    probability): kept indices vs the JAX golden model,
+    ``quantized_keep_indices(quantized_attention_importance(probs))``.
 
     Returns:
-        ``{"exact", "n", "k", "kept", "cycles", "cycles_model"}``.
+        ``{"exact", "n", "k", "kept", "want", "cycles", "cycles_model"}``.
     """
     import jax.numpy as jnp
 
-    from focus_jax.concentration import token_importance
-    from focus_jax.quant import quantize_importance, quantized_keep_indices
+    from focus_jax.quant import quantize_importance, quantized_attention_importance, quantized_keep_indices
 
     heads, rows, n = probs.shape
     qp = np.asarray(quantize_importance(probs, cfg.importance_bits))
@@ -236,15 +237,16 @@ def check_sec(files, cfg: RtlConfig, probs: np.ndarray, k: int, work_dir) -> dic
         },
         work_dir,
     )
-    # token_importance's layout: (heads, S, S) with the visual span then `rows` query rows
-    full = jnp.zeros((heads, n + rows, n + rows), jnp.int32).at[:, n:, :n].set(jnp.asarray(qp))
-    importance = token_importance(full, 0, n, rows)
-    want = np.asarray(quantized_keep_indices(importance, k))
+    importance = quantized_attention_importance(
+        jnp.asarray(probs)[None], jnp.ones((1, rows), bool), jnp.zeros(1, jnp.int32), n, cfg.importance_bits
+    )
+    want = np.asarray(quantized_keep_indices(importance, k))[0]
     return {
         "exact": bool(np.array_equal(res["kept"], want)),
         "n": n,
         "k": k,
         "kept": res["kept"].tolist(),
+        "want": want.tolist(),
         "cycles": int(res["cycles"]),
         "cycles_model": sec_cycles(cfg, n),
     }

@@ -26,7 +26,7 @@ needs_verilator = pytest.mark.skipif(
 )
 
 SIM = RtlConfig(rows=4, cols=4, vector_size=8, threshold=0.9, sic_tokens=256, sec_tokens=64, scatter_vectors=2)
-DEMO = RtlConfig(rows=4, cols=4, vector_size=32, threshold=0.975, sic_tokens=128, sec_tokens=16)  # demo_model's SIC
+DEMO = RtlConfig(rows=4, cols=4, vector_size=32, threshold=0.975, sic_tokens=128, sec_tokens=128)  # demo_model's Focus
 TINY = RtlConfig(rows=2, cols=2, vector_size=4, sic_tokens=16, sec_tokens=16)
 
 
@@ -61,38 +61,43 @@ def test_sic_matches_integer_golden_on_1024_random_vectors(sim_rtl, tmp_path):
     assert np.sum(roots != np.arange(geom.num_tokens)) > np.sum(np.asarray(gold.mask_similar)) // 2
 
 
-def _demo_sic_inputs(path, count):
-    """SIC inputs of the demo model's prefill, captured in a fresh process (a prefill jitted
-    earlier in this process would not run the capture hook)."""
+def _demo_traces(path, count):
+    """The first ``count`` SIC inputs and the first SEC attention map of the demo model's
+    prefill (``FocusPlan.capture``), captured in a fresh process (keeps this one's memory small)."""
     code = (
         "import numpy as np, focus_jax\n"
         "from focus_jax.demo_model import demo_model_dir, demo_task_config\n"
         "from focus_jax.inference import model_focus_config\n"
         "from focus_jax.data import generate_samples, build_tokenizer, make_batch\n"
-        "from focus_jax.quant_demo import capture_sic_inputs\n"
-        "d = demo_model_dir(); m = focus_jax.from_pretrained(d, focus=model_focus_config(d))\n"
+        "from focus_jax.quant_demo import Recorder\n"
+        "d = demo_model_dir(); rec = Recorder()\n"
+        "m = focus_jax.from_pretrained(d).with_focus(model_focus_config(d), capture=rec)\n"
         "s = generate_samples(demo_task_config(), 7, 1)\n"
         "b = make_batch(s, build_tokenizer(), num_video_tokens=m.config.video_token_count(8),"
         " image_size=m.config.vision.image_size, with_answers=False)\n"
-        "rec = []\n"
-        "with capture_sic_inputs(rec):\n"
-        "    m.forward(b['input_ids'], pixel_values_videos=b['pixel_values_videos'],\n"
-        "              attention_mask=b['attention_mask'])\n"
-        f"np.savez({str(path)!r}, geom=np.array([rec[0][0].frames, rec[0][0].height, rec[0][0].width]),"
-        f" **{{f'x{{i}}': r[1] for i, r in enumerate(rec[:{count}])}})\n"
+        "m.forward(b['input_ids'], pixel_values_videos=b['pixel_values_videos'], attention_mask=b['attention_mask'])\n"
+        "g = rec.sic[0].geometry\n"
+        f"np.savez({str(path)!r}, geom=np.array([g.frames, g.height, g.width]), probs=rec.sec[0].probs,"
+        f" k=rec.sec[0].k, **{{f'x{{i}}': r.x for i, r in enumerate(rec.sic[:{count}])}})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
     with np.load(path) as data:
-        return VisualGeometry(*map(int, data["geom"])), [data[f"x{i}"] for i in range(count)]
+        return (VisualGeometry(*map(int, data["geom"])), [data[f"x{i}"] for i in range(count)], data["probs"],
+                int(data["k"]))
+
+
+@pytest.fixture(scope="module")
+def demo_traces(tmp_path_factory):
+    return _demo_traces(tmp_path_factory.mktemp("demo") / "demo.npz", 1)
 
 
 @needs_iverilog
-def test_sic_matches_integer_golden_on_demo_model_traces(tmp_path):
+def test_sic_matches_integer_golden_on_demo_model_traces(demo_traces, tmp_path):
     from focus_jax.demo_model import DEMO_FOCUS
     from focus_jax.quant import quantize_symmetric, quantized_block_match, split_int_vectors
 
     assert (DEMO.threshold, DEMO.vector_size) == (DEMO_FOCUS.similarity_threshold, DEMO_FOCUS.vector_size)
-    geom, inputs = _demo_sic_inputs(tmp_path / "demo.npz", 1)
+    geom, inputs, _, _ = demo_traces
     files = generate(DEMO, tmp_path / "rtl")
     streams, full = [], []
     for x in inputs:  # the q_proj input of layer 0 (128 tokens x 128 channels): one stream per vector slot
@@ -117,6 +122,23 @@ def test_sec_kept_indices_equal_jax_top_k(sim_rtl, tmp_path):
     assert res["exact"], res
     assert len(res["kept"]) == 13
     assert res["cycles"] == sec_cycles(SIM, 48)
+
+
+@needs_iverilog
+def test_sec_kept_indices_equal_integer_golden_on_demo_model_trace(demo_traces, tmp_path):
+    from focus_jax.concentration import select_tokens
+    from focus_jax.quant import quantize_importance
+
+    _, _, probs, k = demo_traces  # the last layer's SEC: (heads, query rows, 128 visual tokens)
+    assert probs.shape[-1] == 128 and 1 <= k < 128
+    res = checks.check_sec(generate(DEMO, tmp_path / "rtl"), DEMO, probs, k, tmp_path / "sim")
+    assert res["exact"], res
+    assert res["cycles"] == sec_cycles(DEMO, 128)
+    # quantisation is monotone: the integer top-k differs from the float one only at ties it creates
+    kept_float = set(np.asarray(select_tokens(np.max(probs, axis=(0, 1)), k)).tolist())
+    imp_q = np.max(np.asarray(quantize_importance(probs)), axis=(0, 1))
+    kth = np.sort(imp_q)[-k]
+    assert all(imp_q[t] == kth for t in kept_float ^ set(res["kept"]))
 
 
 @needs_iverilog

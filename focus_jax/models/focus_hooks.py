@@ -8,6 +8,12 @@ later attention reads the weights through ``key_bias``). The state that links th
 (kept) visual tokens sit in the current sequence of each prompt and which grid positions
 they came from.
 
+The plan also says how the decisions are computed (``FocusPlan.arithmetic``): "float"
+(the algorithm) or "int8" (the integer arithmetic of the generated RTL,
+``focus_jax.quant``: INT8 SIC decisions, fixed-point SEC importances), and may carry a
+host ``capture`` callback that sees every SIC input and SEC attention map (``SICInput``,
+``SECInput``): the traces the RTL is verified on.
+
 Static shapes: the plan (``FocusPlan``) fixes the visual grid, the number of visual
 tokens kept after every SEC layer (``k = int(N * alpha)``, a Python int) and an upper
 bound on the query-text rows, so every array has a shape known at trace time; only the
@@ -17,6 +23,7 @@ position of the visual span inside each prompt (``VisualSpan.start``) is data.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -34,11 +41,17 @@ from focus_jax.concentration import (
     vector_layout,
 )
 from focus_jax.config import FocusConfig, VisualGeometry
+from focus_jax.errors import InputError
+from focus_jax.quant import quantized_attention_importance, quantized_similarity_concentration
 from focus_jax.trace import GEMM_NAMES
 
 __all__ = [
+    "ARITHMETICS",
     "FocusPlan",
+    "SECInput",
+    "SICInput",
     "VisualSpan",
+    "check_arithmetic",
     "GemmRecord",
     "RelaxedRecord",
     "concentrate",
@@ -48,6 +61,52 @@ __all__ = [
     "soft_prune",
     "key_bias",
 ]
+
+#: How Focus computes its decisions (``FocusPlan.arithmetic``).
+ARITHMETICS = ("float", "int8")
+
+
+def check_arithmetic(arithmetic) -> str:
+    """``arithmetic`` if it is one of ``ARITHMETICS``.
+
+    Raises:
+        InputError: otherwise.
+    """
+    if arithmetic not in ARITHMETICS:
+        raise InputError(f"Focus arithmetic must be one of {ARITHMETICS}, got {arithmetic!r}")
+    return arithmetic
+
+
+class SICInput(NamedTuple):
+    """One prompt's SIC input, as ``FocusPlan.capture`` receives it (host numpy).
+
+    Attributes:
+        name: GEMM input (``focus_jax.trace.GEMM_NAMES``).
+        geometry, config: the plan's grid and Focus configuration.
+        x: ``(n, D)`` float32 visual tokens entering SIC.
+        positions: ``(n,)`` int32 grid positions of the rows after SEC's pruning, None before.
+        threshold: the threshold this SIC used.
+    """
+
+    name: str
+    geometry: VisualGeometry
+    config: FocusConfig
+    x: np.ndarray
+    positions: np.ndarray | None
+    threshold: float
+
+
+class SECInput(NamedTuple):
+    """One prompt's SEC attention map, as ``FocusPlan.capture`` receives it (host numpy).
+
+    Attributes:
+        probs: ``(H, R, n)`` float32 attention probabilities of the ``R`` query-text rows
+            over the ``n`` kept visual tokens (what the SEC unit is streamed).
+        k: visual tokens SEC keeps.
+    """
+
+    probs: np.ndarray
+    k: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,21 +122,31 @@ class FocusPlan:
         query_rows: upper bound on the query-text rows (tokens after the visual span) of
             any prompt: SEC's importance reads the attention probabilities of these rows
             only (spec, SEC step 2), so no ``S x S`` matrix is ever formed.
+        arithmetic: "float", or "int8": SIC decisions by
+            ``focus_jax.quant.quantized_similarity_concentration`` (every SIC, after SEC's
+            pruning too) and SEC importances by ``quantized_attention_importance`` (top-k on
+            the integers), the generated RTL's arithmetic. Exact (non-relaxed) path only.
+        capture: None, or a host callback called with an ``SICInput`` per prompt and SIC
+            call and an ``SECInput`` per prompt and SEC layer (``jax.debug.callback``;
+            part of the plan, so a jitted prefill is retraced when it changes).
 
     Raises:
-        ValueError: ``query_rows`` < 1.
+        ValueError: ``query_rows`` < 1. InputError: unknown ``arithmetic``.
     """
 
     config: FocusConfig
     geometry: VisualGeometry
     num_layers: int
     query_rows: int
+    arithmetic: str = "float"
+    capture: Callable | None = None
 
     def __post_init__(self):
         if self.query_rows < 1:
             raise ValueError(
                 f"SEC needs at least one query-text token after the visual tokens, got query_rows={self.query_rows}"
             )
+        check_arithmetic(self.arithmetic)
 
     @property
     def num_visual(self) -> int:
@@ -218,6 +287,18 @@ def _relaxed_record(res, weight, v: int) -> RelaxedRecord:
     return RelaxedRecord(kept, zero, similar)
 
 
+def _capture_sic(plan: FocusPlan, name: str, vis, keep, threshold) -> None:
+    """``plan.capture(SICInput(...))`` for every prompt of ``vis`` ``(B, n, D)``."""
+    thr = jnp.asarray(plan.config.similarity_threshold if threshold is None else threshold, jnp.float32)
+    pos = jnp.zeros(vis.shape[:2], jnp.int32) if keep is None else keep
+
+    def host(v, t, p):
+        for vb, pb in zip(np.asarray(v, np.float32), np.asarray(p, np.int32)):
+            plan.capture(SICInput(name, plan.geometry, plan.config, vb, None if keep is None else pb, float(t)))
+
+    jax.debug.callback(host, vis, thr, pos)
+
+
 def concentrate(
     plan: FocusPlan,
     span: VisualSpan,
@@ -265,10 +346,18 @@ def concentrate(
             return x, _relaxed_record(SICResult(x, zero_mask, zero_mask, None, None, None), span.weight, v)
         return x, _unmerged_record(plan, span, x.shape[-1])
     vis = _slice_visual(x, span.start, n)
-    res = similarity_concentration(
-        vis, plan.geometry, plan.config, threshold=threshold, relaxed=relaxed, temperature=temperature,
-        positions=span.keep, token_weight=span.weight,
-    )  # fmt: skip
+    if plan.capture is not None:
+        _capture_sic(plan, name, vis, span.keep, threshold)
+    if plan.arithmetic == "int8":
+        if relaxed:
+            raise ValueError("the int8 Focus arithmetic has no relaxed (differentiable) form")
+        res = quantized_similarity_concentration(vis, plan.geometry, plan.config, threshold=threshold,
+                                                 positions=span.keep)
+    else:
+        res = similarity_concentration(
+            vis, plan.geometry, plan.config, threshold=threshold, relaxed=relaxed, temperature=temperature,
+            positions=span.keep, token_weight=span.weight,
+        )  # fmt: skip
     out = _write_visual(x, res.output, span.start)
     if relaxed:
         return out, _relaxed_record(res, span.weight, res.mask_zero.shape[-1])
@@ -288,7 +377,8 @@ def key_bias(plan: FocusPlan, span: VisualSpan, seq_len: int) -> jnp.ndarray | N
 
 
 def sec_importance(
-    plan: FocusPlan, span: VisualSpan, q: jnp.ndarray, k: jnp.ndarray, key_valid: jnp.ndarray, scale: float, bias=None
+    plan: FocusPlan, span: VisualSpan, q: jnp.ndarray, k: jnp.ndarray, key_valid: jnp.ndarray, scale: float, bias=None,
+    k_keep: int | None = None,
 ) -> jnp.ndarray:
     """Importance of each kept visual token (spec, SEC steps 1-2), batched.
 
@@ -304,10 +394,13 @@ def sec_importance(
         scale: softmax scale (``head_dim ** -0.5``).
         bias: optional ``(B, S)`` float32 key bias added to the scores (``key_bias``:
             relaxed SEC's soft pruning of earlier SEC layers).
+        k_keep: the tokens this SEC layer keeps, for ``plan.capture`` (``SECInput.k``);
+            None: nothing is captured.
 
     Returns:
-        ``(B, n)`` float32 importance of the ``n`` kept visual tokens (by
-        ``focus_jax.concentration.attention_importance``).
+        ``(B, n)`` importance of the ``n`` kept visual tokens: float32 by
+        ``focus_jax.concentration.attention_importance``, or with ``plan.arithmetic ==
+        "int8"`` int32 by ``focus_jax.quant.quantized_attention_importance``.
     """
     b, s, hq, hd = q.shape
     hkv = k.shape[2]
@@ -323,7 +416,22 @@ def sec_importance(
     scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).reshape(b, hq, r, s)  # heads kv-major, as q's
     query_row = rows[None, :] >= (span.start + n)[:, None]  # (B, r): rows of query text
+    if plan.capture is not None and k_keep is not None:
+        _capture_sec(plan, probs, query_row, span.start, n, k_keep)
+    if plan.arithmetic == "int8":
+        return quantized_attention_importance(probs, query_row, span.start, n)
     return attention_importance(probs, query_row, span.start, n)
+
+
+def _capture_sec(plan: FocusPlan, probs, query_row, start, n: int, k: int) -> None:
+    """``plan.capture(SECInput(...))`` for every prompt: its query-text rows over its visual columns."""
+    cols = jax.vmap(lambda pb, s0: lax.dynamic_slice_in_dim(pb, s0, n, axis=-1))(probs, start)
+
+    def host(c, q):
+        for cb, qb in zip(np.asarray(c, np.float32), np.asarray(q, bool)):
+            plan.capture(SECInput(cb[:, qb], k))
+
+    jax.debug.callback(host, cols, query_row)
 
 
 def semantic_prune(plan: FocusPlan, span: VisualSpan, importance: jnp.ndarray, k: int, seq_len: int):

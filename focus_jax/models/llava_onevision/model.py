@@ -25,7 +25,7 @@ from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.inputs.focus_file import check_focus_fits
 from focus_jax.inputs.text import check_context_length
 from focus_jax.knobs import FocusKnobs
-from focus_jax.models.focus_hooks import FocusPlan
+from focus_jax.models.focus_hooks import FocusPlan, check_arithmetic
 from focus_jax.models.llava_onevision import modeling
 from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
@@ -83,6 +83,8 @@ class LlavaOnevision:
         config: ``LlavaOnevisionConfig``.
         params: parameter pytree (JAX arrays in ``dtype``).
         focus: ``FocusConfig`` applied in prefill, or None for dense.
+        focus_arithmetic, focus_capture: ``FocusPlan.arithmetic`` ("float" or "int8") and
+            ``FocusPlan.capture`` of Focus prefills (``with_focus``).
         method: a baseline config (``focus_jax.baselines``: CMC, Adaptiv, FrameFusion,
             FastV) applied in prefill instead of Focus, or None (``with_method``).
         dtype: parameter and activation dtype (float32 or bfloat16).
@@ -95,6 +97,8 @@ class LlavaOnevision:
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
         self.focus = focus
+        self.focus_arithmetic = "float"
+        self.focus_capture = None
         self.method = None
         self.dtype = jnp.dtype(dtype)
         self.mesh = mesh
@@ -127,10 +131,23 @@ class LlavaOnevision:
         """Write ``config.json`` and ``model.safetensors`` (Hub layout) that transformers loads."""
         return llava_params.save(path, self.config, self.params)
 
-    def with_focus(self, focus: FocusConfig | None) -> "LlavaOnevision":
-        """The same weights with another Focus configuration (no copy)."""
+    def with_focus(self, focus: FocusConfig | None, *, arithmetic: str = "float", capture=None) -> "LlavaOnevision":
+        """The same weights with another Focus configuration (no copy).
+
+        Args:
+            focus: the configuration, or None for dense.
+            arithmetic, capture: ``FocusPlan.arithmetic`` ("float", or "int8": the RTL's
+                integer SIC and SEC) and ``FocusPlan.capture`` (host callback of every SIC
+                input and SEC attention map) of the prefills.
+
+        Raises:
+            InputError: unknown ``arithmetic``.
+        """
+        check_arithmetic(arithmetic)
         other = object.__new__(LlavaOnevision)
-        other.__dict__.update(self.__dict__, focus=focus, method=None)
+        other.__dict__.update(
+            self.__dict__, focus=focus, method=None, focus_arithmetic=arithmetic, focus_capture=capture
+        )
         return other
 
     def with_method(self, method) -> "LlavaOnevision":
@@ -193,7 +210,8 @@ class LlavaOnevision:
         if self.method is not None:
             text = self.config.text
             return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
-        return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16))
+        return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16),
+                         self.focus_arithmetic, self.focus_capture)
 
     def _image_layout(self, ids: np.ndarray, mask: np.ndarray, sizes) -> tuple[PromptLayout, FocusPlan]:
         """Focus on image prompts (one image per prompt, the same anyres grid in all): the
@@ -221,7 +239,8 @@ class LlavaOnevision:
         query = ids.shape[1] - (start + n)
         layout = PromptLayout(start, query, (mask > 0).sum(axis=1) - n, 0)
         return layout, FocusPlan(
-            self.focus, VisualGeometry(1, rows, cols), cfg.text.num_layers, _bucket(int(query.max()), 16)
+            self.focus, VisualGeometry(1, rows, cols), cfg.text.num_layers, _bucket(int(query.max()), 16),
+            self.focus_arithmetic, self.focus_capture,
         )
 
     def _inputs(self, input_ids, attention_mask, position_ids, pixel_values, pixel_values_videos, image_sizes):
@@ -322,11 +341,17 @@ class LlavaOnevision:
         """
         if (knobs is not None or relaxed) and self.focus is None:
             raise ValueError("knobs and relaxed Focus need a Focus model (focus=FocusConfig(...))")
+        if relaxed and self.focus_arithmetic != "float":
+            raise ValueError("relaxed Focus needs the float arithmetic (with_focus(..., arithmetic='float'))")
         model = self
         if knobs is not None:
             knobs.check(self.focus, self.config.text.num_layers)
             if not relaxed:  # the SEC schedule is static on the exact path
-                model = self.with_focus(self.focus.replace(sec_alphas=knobs.sec_alphas()))
+                model = self.with_focus(
+                    self.focus.replace(sec_alphas=knobs.sec_alphas()),
+                    arithmetic=self.focus_arithmetic,
+                    capture=self.focus_capture,
+                )
         elif relaxed:
             knobs = FocusKnobs.from_config(self.focus, self.config.text.num_layers)
         arrays, layout, plan, sizes = model._inputs(

@@ -366,7 +366,9 @@ def _sec_layer(params, cfg: Qwen2Config, focus: _Focus, state: _State, layer_ind
     x, q, k, v, rec_a = _attention_block(
         state.x, layer, cfg, rope, state.key_valid, focus.hooks(span, layer_index), key_bias=bias
     )
-    importance = focus_hooks.sec_importance(plan, span, q, k, state.key_valid, cfg.scale, bias)
+    importance = focus_hooks.sec_importance(
+        plan, span, q, k, state.key_valid, cfg.scale, bias, k_keep=None if focus.relaxed else k_keep
+    )
     if focus.relaxed:
         alpha = focus.knobs.sec_keep[plan.config.sec_layers.index(layer_index)]
         state = state._replace(x=x, span=focus_hooks.soft_prune(plan, span, importance, alpha, focus.temperature))

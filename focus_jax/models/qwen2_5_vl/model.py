@@ -20,7 +20,7 @@ import numpy as np
 
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.errors import InputError
-from focus_jax.models.focus_hooks import FocusPlan
+from focus_jax.models.focus_hooks import FocusPlan, check_arithmetic
 from focus_jax.models.llava_onevision.model import _bucket, _compiler_options, _decode_jit
 from focus_jax.models.llava_onevision.trace import ModelTrace
 from focus_jax.models.qwen2_5_vl import modeling
@@ -41,6 +41,8 @@ class Qwen2_5_VL:
         config: ``Qwen2_5_VLConfig``.
         params: parameter pytree (JAX arrays in ``dtype``).
         focus: ``FocusConfig`` applied in prefill, or None for dense.
+        focus_arithmetic, focus_capture: ``FocusPlan.arithmetic`` and ``FocusPlan.capture``
+            of Focus prefills (``with_focus``).
         dtype: parameter and activation dtype (float32 or bfloat16).
     """
 
@@ -49,6 +51,8 @@ class Qwen2_5_VL:
             raise TypeError(f"focus must be a FocusConfig or None, got {type(focus).__name__}")
         self.config = config
         self.focus = focus
+        self.focus_arithmetic = "float"
+        self.focus_capture = None
         self.dtype = jnp.dtype(dtype)
         self.params = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), params)
 
@@ -68,10 +72,16 @@ class Qwen2_5_VL:
         """Write ``config.json`` and ``model.safetensors`` (Hub layout) that transformers loads."""
         return qwen_params.save(path, self.config, self.params)
 
-    def with_focus(self, focus: FocusConfig | None) -> Qwen2_5_VL:
-        """The same weights with another Focus configuration (no copy)."""
+    def with_focus(self, focus: FocusConfig | None, *, arithmetic: str = "float", capture=None) -> Qwen2_5_VL:
+        """The same weights with another Focus configuration (no copy); ``arithmetic`` and
+        ``capture`` as ``LlavaOnevision.with_focus`` (``FocusPlan``'s fields).
+
+        Raises:
+            InputError: unknown ``arithmetic``.
+        """
+        check_arithmetic(arithmetic)
         other = object.__new__(Qwen2_5_VL)
-        other.__dict__.update(self.__dict__, focus=focus)
+        other.__dict__.update(self.__dict__, focus=focus, focus_arithmetic=arithmetic, focus_capture=capture)
         return other
 
     def visual_features(self, pixel_values, grid_thw, merge: bool = True) -> jnp.ndarray:
@@ -109,7 +119,10 @@ class Qwen2_5_VL:
                 )
         geom = VisualGeometry(*cfg.merged_grid(grids[0]))
         query = ids.shape[1] - (start + n)
-        plan = FocusPlan(self.focus, geom, cfg.text.num_layers, _bucket(int(query.max()), 16))
+        plan = FocusPlan(
+            self.focus, geom, cfg.text.num_layers, _bucket(int(query.max()), 16), self.focus_arithmetic,
+            self.focus_capture,
+        )
         return plan, start.astype(np.int32), (mask > 0).sum(axis=1) - n
 
     def _inputs(
