@@ -20,6 +20,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+# benchmarks/costmodel.py would shadow the costmodel package: the repository root, not
+# benchmarks/, goes first on the path (as benchmarks/costmodel.py does)
+sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
 
 VARIANTS = ("dense", "float_focus", "int8_focus")
 

@@ -62,6 +62,7 @@ __all__ = [
     "quantize_symmetric",
     "quantized_attention_importance",
     "quantized_block_match",
+    "quantized_focus_gemm",
     "quantized_keep_indices",
     "quantized_sic_decisions",
     "quantized_similarity_concentration",
@@ -246,6 +247,36 @@ def quantized_block_match(q, geom: VisualGeometry, cfg: FocusConfig, tau_q: int,
         offset = jnp.where(best > 0, best_off, 0).astype(jnp.int32)
         group = root_pointers(similar, jnp.where(similar, offset, 0))
         return QuantizedMatch(similar, zero, best, offset, group.astype(jnp.int32), na, best_dot, best_nb)
+
+
+def quantized_focus_gemm(q, w, geom: VisualGeometry, cfg: FocusConfig, tau_q: int, bits: int = ACTIVATION_BITS,
+                         frac_bits: int = TAU_FRAC_BITS):
+    """The integer Focus GEMM of the generated tile datapath (``rtlgen.ctrl``): every vector
+    is replaced by its group root's vector (the unique vector the array multiplies; the
+    scatter accumulators add its partial sum to every member's output row), then ``@ w``.
+
+    The float algorithm merges a group into its mean (spec SIC step 8); the integer
+    datapath multiplies the root's own row, which needs no divider and lets the array
+    start on a group before its last member is seen. Zero vectors give zero partial sums.
+
+    Args:
+        q: ``(N, D)`` integers as ``quantized_block_match``; w: ``(D, C)`` integers.
+        geom, cfg, tau_q, bits, frac_bits: as ``quantized_block_match``.
+
+    Returns:
+        ``(out, match)``: ``out`` ``(N, C)`` int64 (exact; the RTL's INT32 accumulator wraps
+        beyond 2^31), ``match`` the ``QuantizedMatch``.
+
+    Raises:
+        InputError: as ``quantized_block_match``.
+    """
+    qm = quantized_block_match(q, geom, cfg, tau_q, bits, frac_bits)
+    with jax.enable_x64(True):
+        qi = jnp.asarray(q, jnp.int64)
+        xv = split_int_vectors(qi, cfg.vector_size)
+        n, v, width = xv.shape
+        roots = xv.reshape(n * v, width)[qm.group_index.reshape(-1)].reshape(n, v * width)[:, : q.shape[-1]]
+        return roots @ jnp.asarray(w, jnp.int64), qm
 
 
 def quantized_sic_decisions(x, geom: VisualGeometry, cfg: FocusConfig, threshold=None, positions=None,

@@ -9,7 +9,9 @@ Icarus against numpy, the integer JAX golden model ``focus_jax.quant`` and
 
 Modules: ``focus_pe`` / ``focus_systolic_array`` (weight-stationary, INT8 x INT8 -> INT32),
 ``focus_sic`` (similarity test, best candidate, group-pointer table), ``focus_sec``
-(importance max, top-k), ``focus_scatter`` (scatter accumulators), ``focus_top``.
+(importance max, top-k), ``focus_scatter`` (scatter accumulators), ``focus_ctrl`` (the tile
+controller: unique rows to the array, group members to the scatter lanes), ``focus_top``
+(the streaming datapath of one GEMM tile).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ def verify(cfg: RtlConfig, files: dict, work_dir, seed: int = 0, sic_vectors: in
 
     The systolic array gets three random GEMM shapes around the array size, the SIC unit
     at least ``sic_vectors`` random vectors (streams of up to ``sic_tokens`` tokens), the
-    SEC unit a random attention map with ties, the scatter accumulators 32 random cycles.
+    SEC unit a random attention map with ties, the scatter accumulators 32 random cycles,
+    and, when ``vector_size == rows``, ``focus_top`` one random tile of up to 64 tokens
+    (``check_top``; None otherwise).
 
     Returns:
-        ``{"verified": bool, "systolic": ..., "sic": ..., "sec": ..., "scatter": ...,
+        ``{"verified": bool, "systolic": ..., "sic": ..., "sec": ..., "scatter": ..., "top": ...,
         "fold_cycles_measured": [...], "fold_cycles_model": [...]}``.
     """
     import numpy as np
@@ -55,9 +59,17 @@ def verify(cfg: RtlConfig, files: dict, work_dir, seed: int = 0, sic_vectors: in
     probs = np.round(rng.random((2, 3, n)) * 16) / 16  # coarse values: ties at the k-th importance
     sec = v.check_sec(files, cfg, probs, max(1, n // 4), work / "sec")
     scatter = v.check_scatter(files, cfg, 32, work / "scatter", seed)
+    top = None
+    if cfg.vector_size == cfg.rows:  # the tile datapath: one SIC vector per array row
+        tile = v.sic_geometry(cfg, min(tokens, 64))
+        x = v.random_sic_tokens(cfg, tile, 1, seed)[0]
+        w = rng.integers(-127, 128, (cfg.rows, cfg.cols))
+        top = v.check_top(files, cfg, x, w, tile, work / "top")
     ok = (systolic["exact"] and systolic["cycles_match"] and sic["exact"] and sic["latency_ok"] and sec["exact"]
-          and sec["cycles"] == sec["cycles_model"] and scatter["exact"])
-    return {"verified": bool(ok), "systolic": systolic, "sic": sic, "sec": sec, "scatter": scatter,
+          and sec["cycles"] == sec["cycles_model"] and scatter["exact"]
+          and (top is None or (top["exact"] and top["issued_ok"] and top["writes_ok"]
+                               and top["cycles"] == top["cycles_model"])))
+    return {"verified": bool(ok), "systolic": systolic, "sic": sic, "sec": sec, "scatter": scatter, "top": top,
             "fold_cycles_measured": [case["fold_cycles_measured"] for case in systolic["cases"]],
             "fold_cycles_model": [case["fold_cycles_model"] for case in systolic["cases"]]}
 

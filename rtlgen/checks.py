@@ -30,6 +30,7 @@ __all__ = [
     "check_sec",
     "check_sic",
     "check_systolic",
+    "check_top",
     "random_sic_tokens",
     "sic_geometry",
     "sic_golden",
@@ -249,6 +250,56 @@ def check_sec(files, cfg: RtlConfig, probs: np.ndarray, k: int, work_dir) -> dic
         "want": want.tolist(),
         "cycles": int(res["cycles"]),
         "cycles_model": sec_cycles(cfg, n),
+    }
+
+
+def check_top(files, cfg: RtlConfig, x: np.ndarray, w: np.ndarray, geom: VisualGeometry, work_dir) -> dict:
+    """One GEMM tile through ``focus_top`` (``tb_top``): tokens ``x`` ``(M, rows)`` (one SIC
+    vector each: ``vector_size == rows``) and weights ``w`` ``(rows, cols)``.
+
+    Compares the output buffer with ``focus_jax.quant.quantized_focus_gemm`` (every row,
+    written exactly once unless a zero vector), the rows the controller read from the input
+    buffer with the golden model's unique tokens, and the cycles with ``tile_cycles``.
+
+    Returns:
+        ``{"exact", "tokens", "unique", "similar", "zero", "rounds", "issued_ok", "writes_ok",
+        "cycles": {measured}, "cycles_model": {tile_cycles}}``.
+
+    Raises:
+        ValueError: ``vector_size != rows``, or more tokens than the tables hold.
+    """
+    from focus_jax.concentration import window_offsets
+    from focus_jax.quant import quantized_focus_gemm
+    from rtlgen.ctrl import group_rounds, tile_cycles
+
+    if cfg.vector_size != cfg.rows or x.shape[1] != cfg.rows or w.shape != (cfg.rows, cfg.cols):
+        raise ValueError(f"a tile is {cfg.rows} channels (one vector of {cfg.vector_size}) x {cfg.cols} outputs")
+    if geom.num_tokens > cfg.sic_tokens:
+        raise ValueError(f"{geom.num_tokens} tokens exceed the tables of {cfg.sic_tokens}")
+    offsets = list(window_offsets(geom, cfg.window[1], cfg.window[0]))
+    offsets += [0] * (cfg.candidates - len(offsets))
+    offsets = [o if o < geom.num_tokens else 0 for o in offsets]
+    res = simulate(files.values(), "focus_top", "tb_top",
+                   {"x": x, "w": w, "offsets": np.asarray(offsets), "data_width": cfg.data_width,
+                    "acc_width": cfg.acc_width, "pointer_width": cfg.pointer_width, "lanes": cfg.scatter_vectors},
+                   work_dir)
+    fcfg = FocusConfig(similarity_threshold=cfg.threshold, vector_size=cfg.vector_size, block_size=cfg.window[1],
+                       frame_block_size=cfg.window[0])
+    want, qm = quantized_focus_gemm(x, w, geom, fcfg, cfg.tau_q, cfg.data_width, cfg.tau_frac_bits)
+    zero = np.asarray(qm.mask_zero)[:, 0]
+    similar = np.asarray(qm.mask_similar)[:, 0]
+    roots = np.asarray(qm.group_index)[:, 0]
+    rounds = group_rounds(roots, zero, cfg.scatter_vectors)
+    model = tile_cycles(cfg, geom.num_tokens, rounds.values())
+    cycles = {"decide": int(res["decide_cycles"]), "compute": int(res["compute_cycles"]),
+              "array_busy": int(res["array_busy"])}
+    issued_ok = bool(np.array_equal(res["issued"], np.asarray(list(rounds), np.int64)))
+    writes_ok = bool(np.array_equal(res["writes"], (~zero).astype(np.int64)))
+    return {
+        "exact": bool(np.array_equal(res["out"], _wrap(np.asarray(want), cfg.acc_width))),
+        "tokens": geom.num_tokens, "unique": len(rounds), "similar": int(similar.sum()), "zero": int(zero.sum()),
+        "rounds": list(rounds.values()), "issued_ok": issued_ok, "writes_ok": writes_ok,
+        "cycles": cycles, "cycles_model": model,
     }
 
 

@@ -141,6 +141,45 @@ def test_sec_kept_indices_equal_integer_golden_on_demo_model_trace(demo_traces, 
     assert all(imp_q[t] == kth for t in kept_float ^ set(res["kept"]))
 
 
+TOP = RtlConfig(rows=4, cols=4, vector_size=4, threshold=0.9, sic_tokens=64, sec_tokens=16, scatter_vectors=2)
+
+
+@needs_iverilog
+def test_top_tile_scatters_the_unique_rows_products_to_every_member_as_the_golden_model(tmp_path):
+    from focus_jax.concentration import window_offsets
+    from rtlgen.ctrl import tile_cycles
+
+    files = generate(TOP, tmp_path / "rtl")
+    geom = VisualGeometry(4, 4, 4)
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (TOP.rows, TOP.cols))
+    # planted near-duplicates, exact copies, negations and zero vectors (random_sic_tokens)
+    x = checks.random_sic_tokens(TOP, geom, 1, seed=4)[0]
+    res = checks.check_top(files, TOP, x, w, geom, tmp_path / "sim")
+    assert res["exact"] and res["issued_ok"] and res["writes_ok"], res
+    assert res["similar"] > 10 and res["zero"] > 0 and max(res["rounds"]) > 1  # groups wider than the lanes
+    assert res["unique"] + res["similar"] + res["zero"] == geom.num_tokens
+    assert res["cycles"] == res["cycles_model"] == tile_cycles(TOP, geom.num_tokens, res["rounds"])
+    # a tile whose groups fit the lanes: the array's busy cycles are the cost model's fold over the unique rows
+    y = np.zeros((geom.num_tokens, TOP.rows), np.int64)
+    offsets = [o for o in window_offsets(geom, TOP.window[1], TOP.window[0]) if o < geom.num_tokens]
+    for p in range(geom.num_tokens):
+        if p % 3 == 1:  # token 3i+1 copies token 3i (offset 1: a window candidate); others match nothing
+            y[p] = y[p - 1]
+            continue
+        while True:
+            y[p] = rng.integers(-127, 128, TOP.rows)
+            cands = [y[p - o] for o in offsets if o <= p]
+            if all(c @ y[p] <= 0.5 * np.linalg.norm(c) * np.linalg.norm(y[p]) for c in cands):
+                break
+    res = checks.check_top(files, TOP, y, w, geom, tmp_path / "sim2")
+    assert res["exact"] and res["issued_ok"] and res["writes_ok"], res
+    assert res["similar"] >= 21 and max(res["rounds"]) == 1
+    assert res["cycles"] == res["cycles_model"]
+    model = costmodel.gemm_cycles(res["unique"], TOP.cols, TOP.rows, TOP.rows, TOP.cols, "ws")
+    assert res["cycles"]["array_busy"] == model + 1
+
+
 @needs_iverilog
 def test_scatter_accumulators_equal_numpy(sim_rtl, tmp_path):
     res = checks.check_scatter(sim_rtl, SIM, 24, tmp_path, seed=2)
@@ -160,7 +199,7 @@ def test_synthesis_reports_cells_and_flip_flops_per_module(tmp_path):
     assert res["focus_pe"]["flip_flops"] == 2 * TINY.data_width + TINY.acc_width
     array = res["focus_systolic_array"]
     assert array["cells"] > TINY.rows * TINY.cols * res["focus_pe"]["cells"]
-    parts = ("focus_systolic_array", "focus_sic", "focus_sec", "focus_scatter")
+    parts = ("focus_systolic_array", "focus_sic", "focus_sec", "focus_scatter", "focus_ctrl")
     assert res["focus_top"]["cells"] == sum(res[p]["cells"] for p in parts) + res["focus_top"]["own_cells"]
     # the SEC importance buffer alone is sec_tokens x importance_bits flip-flops
     assert res["focus_sec"]["flip_flops"] >= TINY.sec_tokens * TINY.importance_bits
