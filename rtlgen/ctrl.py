@@ -138,12 +138,16 @@ def ctrl_module(cfg: RtlConfig) -> Module:
     ]
     for lane in range(lanes):
         hit = member & (sel == Int(lane, lw))
+        # the tail read as a wire: a memory read inside a write address makes Yosys turn
+        # the table into single registers instead of a memory
+        tail = m.Wire(f"root_tail{lane}", pw)
+        tail.assign(tails[lane][sic_root])
         if lane == 0:  # a new round: lane 0's list always holds the root first
             decide.append(if_(hit, [rounds[sic_root](rounds[sic_root] + Int(1, cw)),
-                                    nxt[tails[0][sic_root]](sic_token), tails[0][sic_root](sic_token)]))
+                                    nxt[tail](sic_token), tails[0][sic_root](sic_token)]))
         else:
             decide.append(if_(hit & first_round, [heads[lane][sic_root](sic_token)]))
-            decide.append(if_(hit & ~first_round, [nxt[tails[lane][sic_root]](sic_token)]))
+            decide.append(if_(hit & ~first_round, [nxt[tail](sic_token)]))
             decide.append(if_(hit, [tails[lane][sic_root](sic_token)]))
     # the lane-0 append and a lane-l append never happen in the same cycle (one member per
     # cycle), so `next` has one writer per cycle

@@ -12,7 +12,7 @@ import pytest
 
 import costmodel
 from focus_jax.config import FocusConfig, VisualGeometry
-from rtlgen import checks, generate
+from rtlgen import checks, generate, resource_table
 from rtlgen.config import RtlConfig
 from rtlgen.lint import lint
 from rtlgen.sec import sec_cycles
@@ -203,6 +203,20 @@ def test_synthesis_reports_cells_and_flip_flops_per_module(tmp_path):
     assert res["focus_top"]["cells"] == sum(res[p]["cells"] for p in parts) + res["focus_top"]["own_cells"]
     # the SEC importance buffer alone is sec_tokens x importance_bits flip-flops
     assert res["focus_sec"]["flip_flops"] >= TINY.sec_tokens * TINY.importance_bits
+    # with the tables kept as macros: their bits are exactly the tables the generators declare
+    macros = synthesize(files, tmp_path / "synth_macros", tables_as_macros=True)
+    pw, lanes = TINY.pointer_width, TINY.scatter_vectors
+    ctrl_entry = pw + (pw + 1) + max(1, (lanes - 1).bit_length()) + pw + lanes * pw + (lanes - 1) * pw
+    assert macros["focus_sic"]["table_bits"] == TINY.sic_tokens * pw
+    assert macros["focus_sec"]["table_bits"] == TINY.sec_tokens * TINY.importance_bits
+    assert macros["focus_ctrl"]["table_bits"] == TINY.sic_tokens * ctrl_entry
+    assert macros["focus_top"]["table_bits"] == sum(macros[m]["table_bits"] for m in ("focus_sic", "focus_sec",
+                                                                                       "focus_ctrl"))
+    assert macros["focus_systolic_array"] == res["focus_systolic_array"] | {"table_bits": 0, "tables": {}}
+    for unit in ("focus_sic", "focus_sec", "focus_ctrl"):
+        assert macros[unit]["cells"] < res[unit]["cells"]
+    table = resource_table(res, macros)
+    assert table["tables_as_macros"]["focus_share_of_whole"] < table["focus_share_of_whole"]
 
 
 def test_integer_sic_disagrees_with_float_only_near_the_threshold():
