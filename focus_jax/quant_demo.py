@@ -15,13 +15,18 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from focus_jax.concentration import select_tokens, similarity_concentration, vector_concentration
+from focus_jax.concentration import (
+    attention_importance,
+    select_tokens,
+    similarity_concentration,
+    vector_concentration,
+)
 from focus_jax.models.focus_hooks import SECInput, SICInput
 from focus_jax.quant import (
     TAU_FRAC_BITS,
     decisions_match,
-    quantize_importance,
     quantize_symmetric,
+    quantized_attention_importance,
     quantized_keep_indices,
     quantized_sic_decisions,
     tau_fixed,
@@ -74,10 +79,10 @@ class AgreementStats:
             self._sic(record)
 
     def _sec(self, rec: SECInput) -> None:
-        imp = np.max(rec.probs, axis=(0, 1))
-        kept_float = set(np.asarray(select_tokens(jnp.asarray(imp), rec.k)).tolist())
-        imp_q = np.max(np.asarray(quantize_importance(rec.probs)), axis=(0, 1))
-        kept_int = set(np.asarray(quantized_keep_indices(imp_q, rec.k)).tolist())
+        heads, rows, n = rec.probs.shape
+        args = (jnp.asarray(rec.probs)[None], jnp.ones((1, rows), bool), jnp.zeros(1, jnp.int32), n)
+        kept_float = set(np.asarray(select_tokens(attention_importance(*args), rec.k))[0].tolist())
+        kept_int = set(np.asarray(quantized_keep_indices(quantized_attention_importance(*args), rec.k))[0].tolist())
         self.sec_maps += 1
         self.sec_kept += rec.k
         self.sec_kept_common += len(kept_float & kept_int)

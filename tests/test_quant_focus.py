@@ -120,3 +120,17 @@ def test_unknown_arithmetic_and_relaxed_int8_are_refused():
     with pytest.raises(ValueError, match="relaxed"):
         focus_hooks.concentrate(FocusPlan(CFG, GEOM, 1, 1, arithmetic="int8"), VisualSpan(start), "q_proj",
                                 jnp.asarray(x), relaxed=True)
+
+
+def test_agreement_stats_count_sec_swaps_that_quantisation_ties_cause():
+    from focus_jax.models.focus_hooks import SECInput
+    from focus_jax.quant_demo import AgreementStats
+
+    probs = np.zeros((2, 3, 6), np.float32)
+    probs[0, 1] = [0.1, 0.5, 0.2, 0.4, 0.4 + 2e-6, 0.05]  # tokens 3 and 4 round to the same 16-bit value
+    assert np.asarray(quantize_importance(probs[0, 1, 3])) == np.asarray(quantize_importance(probs[0, 1, 4]))
+    stats = AgreementStats()
+    stats(SECInput(probs, 3))  # both keep {1, 3, 4}
+    stats(SECInput(probs, 2))  # float keeps {1, 4}, the integer tie goes to the lower index: {1, 3}
+    assert stats.sec_maps == 2 and stats.sec_kept == 5 and stats.sec_kept_common == 4
+    assert stats.to_dict()["sec_kept_agreement"] == 0.8
