@@ -18,10 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from focus_jax.concentration.sic import compiler_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.errors import InputError
+from focus_jax.inputs.text import check_context_length
+from focus_jax.models import generation
 from focus_jax.models.focus_hooks import FocusPlan
-from focus_jax.models.llava_onevision.model import _bucket, _compiler_options, _decode_jit
+from focus_jax.models.generation import QUERY_BUCKET, Sampling, bucket
 from focus_jax.models.llava_onevision.trace import ModelTrace
 from focus_jax.models.qwen2_5_vl import modeling
 from focus_jax.models.qwen2_5_vl import params as qwen_params
@@ -109,7 +112,7 @@ class Qwen2_5_VL:
                 )
         geom = VisualGeometry(*cfg.merged_grid(grids[0]))
         query = ids.shape[1] - (start + n)
-        plan = FocusPlan(self.focus, geom, cfg.text.num_layers, _bucket(int(query.max()), 16))
+        plan = FocusPlan(self.focus, geom, cfg.text.num_layers, bucket(int(query.max()), QUERY_BUCKET))
         return plan, start.astype(np.int32), (mask > 0).sum(axis=1) - n
 
     def _inputs(
@@ -228,58 +231,36 @@ class Qwen2_5_VL:
         seq_bucket: int = 64,
     ) -> np.ndarray:
         """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
-        configured), then a jitted ``lax.while_loop`` of decode steps (``LlavaOnevision``'s).
+        configured), then ``focus_jax.models.generation.decode`` (a jitted
+        ``lax.while_loop`` of decode steps, M-RoPE positions continued from the prompt's).
 
         Args:
             input_ids ... second_per_grid_ts: as ``forward``.
             max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id,
-                pad_token_id, seq_bucket: as ``LlavaOnevision.generate`` (prompts are
-                left-padded to a multiple of ``seq_bucket``).
+                pad_token_id: ``generation.Sampling.from_arguments``.
+            seq_bucket: prompts are left-padded to a multiple of this length (the batch is
+                not padded: its items' patch rows are packed).
 
         Returns:
             ``(B, max_new_tokens)`` int32 numpy array of new tokens.
 
         Raises:
-            InputError: bad sampling parameters or inputs.
+            InputError: bad sampling parameters or inputs, or prompt + ``max_new_tokens``
+                exceed ``max_position_embeddings``.
         """
-        if not max_new_tokens >= 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if do_sample and not (temperature > 0 and 0 < top_p <= 1):
-            raise InputError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        text = self.config.text
-        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = (
-            pad_token_id
-            if pad_token_id is not None
-            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        cfg = self.config
+        sampling = Sampling.from_arguments(
+            cfg.text, max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id, pad_token_id
         )
-        ids = np.asarray(input_ids)
-        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-        s = ids.shape[1]
-        s_pad = _bucket(s, seq_bucket)
-        ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
-        mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
+        ids, mask = generation.left_pad(input_ids, attention_mask, sampling.pad, seq_bucket)
+        valid = mask > 0
+        visual = int((((ids == cfg.image_token_id) | (ids == cfg.video_token_id)) & valid).sum(axis=1).max())
+        check_context_length(int(valid.sum(axis=1).max()), max_new_tokens, cfg.text.max_position_embeddings, visual)
         arrays, static, next_pos, _ = self._inputs(
             ids, mask, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts
         )
-        capacity = _bucket(max_new_tokens, 32)
-        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, **static, cache_extra=capacity)
-        tokens = _decode_jit(
-            self.params,
-            caches,
-            last_logits,
-            jnp.asarray(next_pos),
-            jax.random.key(seed),
-            jnp.float32(temperature),
-            jnp.float32(top_p),
-            jnp.int32(max_new_tokens),
-            cfg=text,
-            capacity=capacity,
-            do_sample=do_sample,
-            eos=eos,
-            pad=int(pad),
-        )
-        return np.asarray(tokens)[:, :max_new_tokens]
+        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=cfg, **static, cache_extra=sampling.capacity)
+        return generation.decode(self.params["language"], cfg.text, caches, last_logits, next_pos, sampling)
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -310,7 +291,7 @@ def _forward(
     )
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
+@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
     logits, out = _forward(
         params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static
@@ -318,7 +299,7 @@ def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
     return logits, out.rows, out.records
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
+@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
     logits, out = _forward(
         params,
