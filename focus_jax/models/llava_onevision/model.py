@@ -417,13 +417,12 @@ class LlavaOnevision:
 
     def _unpadded_trace(self, records, plan, layout, rows, batch: int, left_pad: int) -> ModelTrace:
         """The trace of ``generate``'s padded prefill restricted to the caller's ``batch``
-        prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
-        padding rows come first: SEC never prunes text before the visual span)."""
-        records = jax.tree.map(lambda a: a[:batch], records)
+        prompts (``ModelTrace.without_padding``)."""
         if isinstance(plan, MethodPlan):
+            records = jax.tree.map(lambda a: a[:batch], records)
             return method_traces(records, plan, self.config.text, layout.text_tokens[:batch])
-        rows = np.asarray(rows)[:batch, left_pad:] - left_pad
-        return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
+        trace = ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
+        return trace.without_padding(batch, left_pad)
 
 
 # ---------------------------------------------------------------------- jitted bodies

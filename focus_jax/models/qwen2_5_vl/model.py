@@ -33,6 +33,9 @@ from focus_jax.models.qwen2_5_vl.modeling import Qwen2_5_VLConfig
 __all__ = ["Qwen2_5_VL", "from_pretrained"]
 
 
+_NO_TRACE = "return_trace needs a Focus model (focus=FocusConfig(...)) and a visual prompt"
+
+
 def _grids(grid_thw) -> tuple[tuple[int, int, int], ...] | None:
     return None if grid_thw is None else tuple(tuple(int(v) for v in g) for g in np.asarray(grid_thw).reshape(-1, 3))
 
@@ -202,8 +205,8 @@ class Qwen2_5_VL:
             second_per_grid_ts,
         )
         if return_trace and static["plan"] is None:
-            raise InputError("return_trace needs a Focus model (focus=FocusConfig(...)) and a visual prompt")
-        logits, rows, records = _forward_jit(
+            raise InputError(_NO_TRACE)
+        logits, rows, records, _ = _forward_jit(
             self.params, **arrays, cfg=self.config, **static, return_records=return_trace, logits_to_keep=logits_to_keep
         )
         if not return_trace:
@@ -229,7 +232,8 @@ class Qwen2_5_VL:
         eos_token_id=None,
         pad_token_id: int | None = None,
         seq_bucket: int = 64,
-    ) -> np.ndarray:
+        return_trace: bool = False,
+    ):
         """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
         configured), then ``focus_jax.models.generation.decode`` (a jitted
         ``lax.while_loop`` of decode steps, M-RoPE positions continued from the prompt's).
@@ -240,13 +244,17 @@ class Qwen2_5_VL:
                 pad_token_id: ``generation.Sampling.from_arguments``.
             seq_bucket: prompts are left-padded to a multiple of this length (the batch is
                 not padded: its items' patch rows are packed).
+            return_trace: also return the Focus ``ModelTrace`` of the prompts, recorded by
+                the same compiled prefill that fills the KV cache (no second prefill); as
+                ``forward(..., return_trace=True)``'s, its ``rows`` index the caller's
+                ``input_ids``.
 
         Returns:
-            ``(B, max_new_tokens)`` int32 numpy array of new tokens.
+            ``(B, max_new_tokens)`` int32 numpy array of new tokens, or ``(tokens, trace)``.
 
         Raises:
-            InputError: bad sampling parameters or inputs, or prompt + ``max_new_tokens``
-                exceed ``max_position_embeddings``.
+            InputError: bad sampling parameters or inputs, prompt + ``max_new_tokens``
+                beyond ``max_position_embeddings``, or a trace requested without Focus.
         """
         cfg = self.config
         sampling = Sampling.from_arguments(
@@ -256,11 +264,19 @@ class Qwen2_5_VL:
         valid = mask > 0
         visual = int((((ids == cfg.image_token_id) | (ids == cfg.video_token_id)) & valid).sum(axis=1).max())
         check_context_length(int(valid.sum(axis=1).max()), max_new_tokens, cfg.text.max_position_embeddings, visual)
-        arrays, static, next_pos, _ = self._inputs(
+        arrays, static, next_pos, text_tokens = self._inputs(
             ids, mask, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts
         )
-        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=cfg, **static, cache_extra=sampling.capacity)
-        return generation.decode(self.params["language"], cfg.text, caches, last_logits, next_pos, sampling)
+        if return_trace and static["plan"] is None:
+            raise InputError(_NO_TRACE)
+        last_logits, caches, rows, records = _prefill_jit(
+            self.params, **arrays, cfg=cfg, **static, cache_extra=sampling.capacity, return_records=return_trace
+        )
+        tokens = generation.decode(self.params["language"], cfg.text, caches, last_logits, next_pos, sampling)
+        if not return_trace:
+            return tokens
+        trace = ModelTrace.from_records(records, static["plan"], cfg.text, text_tokens, rows)
+        return tokens, trace.without_padding(len(tokens), ids.shape[1] - np.shape(input_ids)[1])
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -293,14 +309,22 @@ def _forward(
 
 @functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    """Logits, kept rows, SIC records and, when tracing, the KV caches of one prefill.
+
+    A traced forward returns the caches (the caller drops them) so that XLA compiles the
+    layers as in ``_prefill_jit``, whose caches feed decoding: the two programs then take
+    bit-identical SIC decisions and ``generate``'s trace equals ``forward``'s (as
+    ``LlavaOnevision``'s ``_forward_jit``).
+    """
     logits, out = _forward(
         params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static
     )
-    return logits, out.rows, out.records
+    return logits, out.rows, out.records, out.caches if static["return_records"] else ()
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    """Prefill for ``generate``: last-row logits, KV caches, kept rows and (``return_records``) SIC records."""
     logits, out = _forward(
         params,
         input_ids,
@@ -309,11 +333,10 @@ def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
         visual_start,
         pixel_values,
         pixel_values_videos,
-        return_records=False,
         logits_to_keep=1,
         **static,
     )
-    return logits[:, 0].astype(jnp.float32), out.caches
+    return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
 
 
 def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32) -> Qwen2_5_VL:
