@@ -3,7 +3,7 @@
 Images match transformers' ``Qwen2VLImageProcessorPil`` exactly: ``smart_resize`` to
 multiples of ``patch_size * merge_size`` (28) with the pixel count within
 ``[min_pixels, max_pixels]``, a PIL resize of the uint8 image (bicubic), rescale and
-normalise (``llava_onevision.preprocessing``'s, the same PIL backend), then the patch
+normalise (``focus_jax.models.pixels``, the same PIL backend), then the patch
 rows: ``(h/14 * w/14, C * T * 14 * 14)`` in 2x2 merge-block order, each frame repeated
 ``temporal_patch_size`` times; ``grid_thw = (1, h/14, w/14)``.
 
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from focus_jax.errors import InputError
-from focus_jax.models.llava_onevision.preprocessing import _as_uint8_hwc, _normalise, _resize
+from focus_jax.models.pixels import as_uint8_rgb, normalise, resize
 
 __all__ = [
     "ProcessorConfig",
@@ -146,11 +146,11 @@ def preprocess_images(images, cfg: ProcessorConfig = ProcessorConfig()) -> tuple
     rows, grids = [], []
     for image in images:
         try:
-            array = _as_uint8_hwc(image)
+            array = as_uint8_rgb(image)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         h, w = smart_resize(*array.shape[:2], cfg.factor, cfg.min_pixels, cfg.max_pixels)
-        frame = _normalise(_resize(array, h, w, cfg.resample), cfg)
+        frame = normalise(resize(array, h, w, cfg.resample), cfg)
         patches, grid = _patch_rows(np.repeat(frame[None], cfg.temporal_patch_size, axis=0), cfg)
         rows.append(patches)
         grids.append(grid)
@@ -170,7 +170,7 @@ def preprocess_video(frames, cfg: ProcessorConfig = ProcessorConfig()) -> tuple[
             f"video frames must be uint8 of shape (frames, height, width, 3), got {frames.dtype} {frames.shape}"
         )
     h, w = smart_resize(*frames.shape[1:3], cfg.factor, cfg.video_min_pixels, cfg.video_max_pixels)
-    out = np.stack([_normalise(_resize(f, h, w, cfg.resample), cfg) for f in frames])
+    out = np.stack([normalise(resize(f, h, w, cfg.resample), cfg) for f in frames])
     if pad := -len(out) % cfg.temporal_patch_size:
         out = np.concatenate([out, np.repeat(out[-1:], pad, axis=0)])
     patches, grid = _patch_rows(out, cfg)
