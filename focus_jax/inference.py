@@ -106,12 +106,26 @@ def model_focus_config(model_dir: str | Path) -> Optional[FocusConfig]:
 
 
 def _read_model_config(model_dir: Path):
+    """The LLaVA-OneVision config of ``model_dir``.
+
+    Raises:
+        InputError: not a LLaVA-OneVision checkpoint directory; a Qwen2.5-VL one is named as
+            such (the library loads it, the video question-answering path does not).
+    """
+    from focus_jax.models import model_type
     from focus_jax.models.llava_onevision import params as llava_params
 
     try:
-        return llava_params.read_config(model_dir)
+        family = model_type(model_dir)
+        config = None if family == "qwen2_5_vl" else llava_params.read_config(model_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(f"--model: {exc}") from None
+    if config is None:
+        raise InputError(
+            f"--model: {model_dir} is a Qwen2.5-VL checkpoint; focus-jax run answers with LLaVA-OneVision "
+            "checkpoints only (Qwen2.5-VL with Focus and its trace: focus_jax.from_pretrained(...).generate)"
+        )
+    return config
 
 
 def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: bool = False) -> Optional[FocusConfig]:
@@ -182,6 +196,7 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig], method
     from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
 
     model_dir = Path(model_dir)
+    _read_model_config(model_dir)  # a Qwen2.5-VL checkpoint is refused by name before loading
     try:
         model = from_pretrained(model_dir)
     except (FileNotFoundError, ValueError) as exc:

@@ -316,6 +316,40 @@ def test_bad_inputs_are_named():
         model.forward(ids, mask, pixel_values=pixels)
 
 
+def test_focus_batches_refuse_mixed_visual_items_in_one_line():
+    """Focus runs one static geometry per batch: prompts with different grids, or not one
+    visual item each, are refused with a one-line InputError naming the problem."""
+    model = tiny.jax_model().with_focus(FocusConfig(sec_layers=(1,), sec_alphas=(0.5,)))
+    ids, mask, pixels, grid = tiny.prompts(IMAGE_GRIDS, tiny.IMAGE_TOKEN)
+    with pytest.raises(InputError, match=r"same grid \(t, h, w\) for every prompt.*\(1, 8, 12\), \(1, 6, 6\)") as e:
+        model.forward(ids, mask, pixel_values=pixels, image_grid_thw=grid)
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="one image or video per prompt: got 2 visual items for 1 prompts") as e:
+        two = [tiny.BOS] + sum(([tiny.VISION_START] + [tiny.IMAGE_TOKEN] * (h * w // 4) + [tiny.VISION_END]
+                                for _, h, w in IMAGE_GRIDS), []) + [5, 6, 7]  # fmt: skip
+        model.generate(np.array([two]), pixel_values=pixels, image_grid_thw=grid, max_new_tokens=2)
+    assert "\n" not in str(e.value)
+    # the same prompts run dense, and each alone with Focus
+    assert model.with_focus(None).forward(ids, mask, pixel_values=pixels, image_grid_thw=grid).shape[0] == 2
+
+
+def test_run_command_names_a_qwen_checkpoint(tmp_path):
+    """``focus-jax run`` answers with LLaVA-OneVision checkpoints; a Qwen2.5-VL directory is
+    refused by name in one line (exit 1), with or without Focus."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from focus_jax.cli import app
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(image)
+    directory = tiny.checkpoint()[1]
+    for extra in ([], ["--no-focus"]):
+        result = CliRunner().invoke(app, ["run", str(image), "-p", "what is it?", "--model", str(directory), *extra])
+        assert result.exit_code == 1, result.output
+        assert result.output.count("\n") == 1 and "is a Qwen2.5-VL checkpoint" in result.output, result.output
+
+
 def test_image_preprocessing_equals_transformers_on_photographs():
     import skimage.data
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil

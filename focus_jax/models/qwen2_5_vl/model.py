@@ -102,9 +102,14 @@ class Qwen2_5_VL:
         cfg = self.config
         grids = (image_grid_thw or ()) + (video_grid_thw or ())
         visual = ((ids == cfg.image_token_id) | (ids == cfg.video_token_id)) & (mask > 0)
-        if len(grids) != b or len(set(grids)) != 1:
+        if len(grids) != b:
             raise InputError(
-                f"Focus needs one image or video per prompt, all with the same grid; got grids {grids} for {b} prompts"
+                f"Focus needs one image or video per prompt: got {len(grids)} visual items for {b} prompts"
+            )
+        if len(set(grids)) != 1:  # one static geometry per compiled prefill (FocusPlan)
+            raise InputError(
+                f"Focus needs the same grid (t, h, w) for every prompt of a batch, got {list(grids)}: "
+                "batch prompts by grid or run them one at a time"
             )
         n = cfg.token_count(grids[0])
         start = np.argmax(visual, axis=1)
