@@ -333,23 +333,6 @@ def test_focus_batches_refuse_mixed_visual_items_in_one_line():
     assert model.with_focus(None).forward(ids, mask, pixel_values=pixels, image_grid_thw=grid).shape[0] == 2
 
 
-def test_run_command_names_a_qwen_checkpoint(tmp_path):
-    """``focus-jax run`` answers with LLaVA-OneVision checkpoints; a Qwen2.5-VL directory is
-    refused by name in one line (exit 1), with or without Focus."""
-    from PIL import Image
-    from typer.testing import CliRunner
-
-    from focus_jax.cli import app
-
-    image = tmp_path / "image.png"
-    Image.fromarray(np.zeros((56, 56, 3), np.uint8)).save(image)
-    directory = tiny.checkpoint()[1]
-    for extra in ([], ["--no-focus"]):
-        result = CliRunner().invoke(app, ["run", str(image), "-p", "what is it?", "--model", str(directory), *extra])
-        assert result.exit_code == 1, result.output
-        assert result.output.count("\n") == 1 and "is a Qwen2.5-VL checkpoint" in result.output, result.output
-
-
 def test_image_preprocessing_equals_transformers_on_photographs():
     import skimage.data
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil

@@ -107,7 +107,8 @@ def _print_costs(console: Console, r: dict) -> None:
     if proj is not None:
         console.print(
             f"projected 7B (a projection, not a measurement): the same per-layer sparsities priced on "
-            f"LLaVA-OneVision-7B shapes ({proj['visual_tokens']} visual tokens for the same {r['frames']} frames).",
+            f"{escape(proj['model'])} shapes ({proj['visual_tokens']} visual tokens for the same "
+            f"{r['frames']} frames).",
             highlight=False,
         )
 

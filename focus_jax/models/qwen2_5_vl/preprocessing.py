@@ -76,23 +76,21 @@ class ProcessorConfig:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ProcessorConfig:
-        """Settings from ``directory/preprocessor_config.json``, defaults if there is none.
+        """Settings from ``directory/preprocessor_config.json`` and the video limits from
+        ``video_preprocessor_config.json`` (transformers' video processor file), defaults
+        for a file or field that is absent.
 
         Raises:
-            InputError: the file is not valid JSON.
+            InputError: a file is not valid JSON.
         """
-        path = Path(directory) / "preprocessor_config.json"
-        if not path.is_file():
-            return cls()
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} is not valid JSON ({exc})") from None
-        size = d.get("size") or {}
+        d = _json_object(Path(directory) / "preprocessor_config.json")
+        video = _json_object(Path(directory) / "video_preprocessor_config.json")
         default = cls()
         return cls(
-            min_pixels=int(d.get("min_pixels", size.get("shortest_edge", default.min_pixels))),
-            max_pixels=int(d.get("max_pixels", size.get("longest_edge", default.max_pixels))),
+            min_pixels=_pixel_limit(d, "min_pixels", "shortest_edge", default.min_pixels),
+            max_pixels=_pixel_limit(d, "max_pixels", "longest_edge", default.max_pixels),
+            video_min_pixels=_pixel_limit(video, "min_pixels", "shortest_edge", default.video_min_pixels),
+            video_max_pixels=_pixel_limit(video, "max_pixels", "longest_edge", default.video_max_pixels),
             patch_size=int(d.get("patch_size", default.patch_size)),
             temporal_patch_size=int(d.get("temporal_patch_size", default.temporal_patch_size)),
             merge_size=int(d.get("merge_size", default.merge_size)),
@@ -101,6 +99,25 @@ class ProcessorConfig:
             rescale_factor=float(d.get("rescale_factor", default.rescale_factor)),
             resample=int(d.get("resample", default.resample)),
         )
+
+
+def _json_object(path: Path) -> dict:
+    """The JSON object in ``path``, ``{}`` if there is no such file.
+
+    Raises:
+        InputError: not valid JSON.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc})") from None
+
+
+def _pixel_limit(d: dict, key: str, edge: str, default: int) -> int:
+    """A pixel-count limit: ``d[key]`` (transformers 4), else ``d["size"][edge]`` (5), else ``default``."""
+    return int(d.get(key, (d.get("size") or {}).get(edge, default)))
 
 
 def smart_resize(
