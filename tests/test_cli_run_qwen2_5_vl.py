@@ -111,10 +111,11 @@ def test_run_json_report_equals_the_python_api(model_dir, clip, tmp_path):
     from focus_jax.models.qwen2_5_vl import sizes
     from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, smart_resize
 
-    saved = tmp_path / "trace.npz"
+    saved, picture = tmp_path / "trace.npz", tmp_path / "fates.png"
     args = ["run", clip, "-p", QUESTION, "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json"]
-    result = CliRunner().invoke(app, [*map(str, args), "--save-trace", str(saved)])
+    result = CliRunner().invoke(app, [*map(str, args), "--save-trace", str(saved), "--viz", str(picture)])
     assert result.exit_code == 0, result.output
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # one panel per temporal patch
     report = json.loads(result.stdout)
     frames, ids, dense, focus, trace = _reference(model_dir, clip)
     print(f"answers: dense {dense!r}, Focus {focus!r}; work fraction {report['work_fraction']:.3f}")

@@ -221,8 +221,10 @@ def run(
         if viz_path is not None:
             from focus_jax.viz import plot_patch_fates
 
+            # one frame per trace frame: Qwen2.5-VL's temporal patches each cover consecutive frames
+            step = -(-len(answer.frames) // answer.trace.geometry.frames)
             plot_patch_fates(
-                answer.frames,
+                answer.frames[::step],
                 answer.trace,
                 viz_path,
                 gemm=viz_gemm,
