@@ -316,6 +316,20 @@ def test_bad_inputs_are_named():
         model.forward(ids, mask, pixel_values=pixels)
 
 
+def test_generate_refuses_bad_arguments_before_compiling():
+    """``generate``'s shared checks (``generation.Sampling``, the context length) name the problem."""
+    model = tiny.jax_model()
+    ids, mask, pixels, grid = tiny.prompts([IMAGE_GRIDS[0]], tiny.IMAGE_TOKEN)
+    kw = {"pixel_values": pixels, "image_grid_thw": grid}
+    context = model.config.text.max_position_embeddings
+    with pytest.raises(InputError, match=f"more than the model's context length of {context:,}"):
+        model.generate(ids, mask, **kw, max_new_tokens=context - int(mask.sum()) + 1)
+    with pytest.raises(InputError, match="max_new_tokens must be >= 1"):
+        model.generate(ids, mask, **kw, max_new_tokens=0)
+    with pytest.raises(InputError, match="top_p in"):
+        model.generate(ids, mask, **kw, do_sample=True, top_p=0.0)
+
+
 def test_focus_batches_refuse_mixed_visual_items_in_one_line():
     """Focus runs one static geometry per batch: prompts with different grids, or not one
     visual item each, are refused with a one-line InputError naming the problem."""
