@@ -10,7 +10,6 @@ choosing by ``config.json``'s ``model_type``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 __all__ = ["from_pretrained", "model_type"]
@@ -36,7 +35,7 @@ def from_pretrained(path, focus=None, dtype="float32", **kwargs):
 
     Raises:
         FileNotFoundError: no such directory or no ``config.json``.
-        CheckpointError: unreadable ``config.json`` or a ``model_type`` no family loads.
+        InputError: an unreadable ``config.json`` (``model_type``); CheckpointError: a ``model_type`` no family loads.
     """
     import importlib
 
@@ -55,17 +54,14 @@ def model_type(path) -> str | None:
 
     Raises:
         FileNotFoundError: no such directory or no ``config.json``.
-        CheckpointError: ``config.json`` is not valid JSON.
+        InputError: ``config.json`` is too large, not UTF-8, not JSON or not an object
+            (``inputs.jsonfile.read_json_object``).
     """
-    from focus_jax.models.safetensors_io import CheckpointError
+    from focus_jax.inputs.jsonfile import read_json_object
 
     config = Path(path) / "config.json"
     if not Path(path).is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {path}")
     if not config.is_file():
         raise FileNotFoundError(f"{path} has no config.json")
-    try:
-        d = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{config} is not valid JSON ({exc})") from None
-    return d.get("model_type") if isinstance(d, dict) else None
+    return read_json_object(config).get("model_type")
