@@ -5,7 +5,7 @@ is one implementation here; only the prefill (vision tower, positions, Focus pla
 family's own. A family's ``generate``:
 
 1. ``Sampling.from_arguments``: checks the sampling arguments and resolves the stop and
-   padding ids (transformers' defaults);
+   padding ids (transformers' defaults); ``check_context``: the prompt fits the positions;
 2. ``left_pad`` (and, for LLaVA, ``repeat_to_power_of_two``): static shape buckets, so
    prompts of similar size share one compilation;
 3. its jitted prefill with ``cache_extra=sampling.capacity`` free KV-cache slots;
@@ -31,6 +31,7 @@ import numpy as np
 from jax import lax
 
 from focus_jax.errors import InputError
+from focus_jax.inputs.text import check_context_length
 from focus_jax.models.qwen2 import modeling as qwen2
 from focus_jax.models.qwen2.modeling import Qwen2Config
 
@@ -40,6 +41,7 @@ __all__ = [
     "DecodeState",
     "Sampling",
     "bucket",
+    "check_context",
     "decode",
     "left_pad",
     "repeat_to_power_of_two",
@@ -75,6 +77,24 @@ def left_pad(input_ids, attention_mask, pad: int, seq_bucket: int) -> tuple[np.n
     mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
     left = bucket(ids.shape[1], seq_bucket) - ids.shape[1]
     return np.pad(ids, ((0, 0), (left, 0)), constant_values=pad), np.pad(mask, ((0, 0), (left, 0)))
+
+
+def check_context(input_ids, attention_mask, video_token_id: int, max_new_tokens: int, context: int) -> None:
+    """Refuse a generation whose longest prompt plus ``max_new_tokens`` exceeds ``context``
+    (``inputs.text.check_context_length``; the message counts the prompt's video tokens).
+
+    Args:
+        input_ids: ``(B, S)`` token ids; attention_mask: ``(B, S)`` (0 at padding) or None.
+        video_token_id: the video placeholder id.
+        max_new_tokens: tokens to generate; context: ``max_position_embeddings``.
+
+    Raises:
+        InputError: the generation does not fit, with the numbers.
+    """
+    ids = np.asarray(input_ids)
+    valid = np.ones(ids.shape, bool) if attention_mask is None else np.asarray(attention_mask) > 0
+    video = int(((ids == video_token_id) & valid).sum(axis=1).max())
+    check_context_length(int(valid.sum(axis=1).max()), max_new_tokens, context, video)
 
 
 def repeat_to_power_of_two(*arrays):

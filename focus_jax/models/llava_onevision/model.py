@@ -22,7 +22,6 @@ from focus_jax.baselines.hooks import MethodPlan
 from focus_jax.concentration.sic import compiler_options, jit_with_cpu_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.inputs.focus_file import check_focus_fits
-from focus_jax.inputs.text import check_context_length
 from focus_jax.knobs import FocusKnobs
 from focus_jax.models import generation
 from focus_jax.models.focus_hooks import FocusPlan
@@ -385,12 +384,8 @@ class LlavaOnevision:
             self.config.text, max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id, pad_token_id
         )
         b, s = np.shape(input_ids)
-        raw = np.asarray(input_ids)
-        valid = np.ones_like(raw) if attention_mask is None else np.asarray(attention_mask)
-        video_tokens = int(((raw == self.config.video_token_id) & (valid > 0)).sum(axis=1).max())
-        check_context_length(
-            int(valid.sum(axis=1).max()), max_new_tokens, self.config.text.max_position_embeddings, video_tokens
-        )
+        generation.check_context(input_ids, attention_mask, self.config.video_token_id, max_new_tokens,
+                                 self.config.text.max_position_embeddings)  # fmt: skip
         ids, mask = generation.left_pad(input_ids, attention_mask, sampling.pad, seq_bucket)
         ids, mask, videos = generation.repeat_to_power_of_two(ids, mask, pixel_values_videos)
         if pixel_values is not None and ids.shape[0] != b:

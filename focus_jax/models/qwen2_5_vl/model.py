@@ -21,7 +21,6 @@ import numpy as np
 from focus_jax.concentration.sic import compiler_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.errors import InputError
-from focus_jax.inputs.text import check_context_length
 from focus_jax.models import generation
 from focus_jax.models.focus_hooks import FocusPlan
 from focus_jax.models.generation import QUERY_BUCKET, Sampling, bucket
@@ -265,10 +264,9 @@ class Qwen2_5_VL:
         sampling = Sampling.from_arguments(
             cfg.text, max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id, pad_token_id
         )
+        generation.check_context(input_ids, attention_mask, cfg.video_token_id, max_new_tokens,
+                                 cfg.text.max_position_embeddings)  # fmt: skip
         ids, mask = generation.left_pad(input_ids, attention_mask, sampling.pad, seq_bucket)
-        valid = mask > 0
-        visual = int((((ids == cfg.image_token_id) | (ids == cfg.video_token_id)) & valid).sum(axis=1).max())
-        check_context_length(int(valid.sum(axis=1).max()), max_new_tokens, cfg.text.max_position_embeddings, visual)
         arrays, static, next_pos, text_tokens = self._inputs(
             ids, mask, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts
         )
