@@ -54,9 +54,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from focus_jax import paper_config  # noqa: E402
+from focus_jax.concentration.sic import compiler_options  # noqa: E402
 from focus_jax.config import VisualGeometry  # noqa: E402
 from focus_jax.models.focus_hooks import FocusPlan  # noqa: E402
-from focus_jax.models.llava_onevision.model import _compiler_options  # noqa: E402
 from focus_jax.models.llava_onevision.trace import ModelTrace  # noqa: E402
 from focus_jax.models.qwen2 import modeling as qwen2  # noqa: E402
 from focus_jax.models.qwen2.modeling import Qwen2Config  # noqa: E402
@@ -231,7 +231,7 @@ def main(argv=None) -> None:
             lambda p, x: qwen2.prefill(
                 p, config, x, valid, pos, plan=plan, visual_start=vstart, return_records=records
             ),
-            compiler_options=_compiler_options(),
+            compiler_options=compiler_options(),
         )
         return fn
 

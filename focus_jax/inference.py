@@ -3,15 +3,15 @@
 The library behind ``focus-jax run`` (and the per-batch generation of ``focus-jax eval``):
 
 - ``load_video_model``: weights, tokenizer, chat template and image-processor settings of a
-  LLaVA-OneVision checkpoint (``VideoModel``); ``choose_focus`` picks its Focus
-  configuration (``FocusConfig.load`` of a file or design file, the checkpoint's
-  ``focus_config.json``, else the paper's).
+  LLaVA-OneVision or Qwen2.5-VL checkpoint (``VideoModel``); ``choose_focus`` picks its
+  Focus configuration (``FocusConfig.load`` of a file or design file, the checkpoint's
+  ``focus_config.json``, else the paper's for the family).
 - ``encode_video_prompt``: the chat prompt with its ``<video>`` placeholder expanded.
 - ``generate_with_trace``: greedy generation plus the ``ModelTrace`` of the Focus prefill.
 - ``answer_frames`` / ``answer_video`` / ``answer_demo``: generate dense and with Focus,
   time both, trace, and price the prefill + decode with ``costmodel`` (corrected mode) on
   the model that ran and, as a projection, with the same per-layer sparsities on the
-  full-size member of the family (LLaVA-OneVision-7B shapes, same frames). They return a
+  full-size member of the family (LLaVA-OneVision-7B or Qwen2.5-VL-7B shapes, same frames). They return a
   ``VideoAnswer`` (frozen) whose ``to_dict()`` is the ``--json`` report.
 """
 
@@ -34,7 +34,7 @@ from focus_jax.inputs.text import check_prompt
 
 if TYPE_CHECKING:
     from focus_jax.models.llava_onevision.model import LlavaOnevision
-    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
+    from focus_jax.models.qwen2_5_vl.model import Qwen2_5_VL
     from focus_jax.trace import FocusTrace
 
 __all__ = [
@@ -68,6 +68,8 @@ DEMO_SAMPLE = (7, 4)
 SEQ_BUCKET = 64
 #: Shipped config (``focus_jax.models.llava_onevision.sizes``) whose shapes the projection prices.
 PROJECTION_MODEL = "7b"
+#: The same for Qwen2.5-VL checkpoints (``focus_jax.models.qwen2_5_vl.sizes``).
+QWEN_PROJECTION_MODEL = "qwen2.5-vl-7b"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,19 +78,20 @@ class VideoModel:
 
     Attributes:
         path: the checkpoint directory.
-        model: the dense ``LlavaOnevision`` (``model.with_focus(focus)`` shares its weights).
+        model: the dense ``LlavaOnevision`` or ``Qwen2_5_VL`` (``model.with_focus(focus)``
+            shares its weights).
         tokenizer: the checkpoint's transformers tokenizer.
         chat_template: Jinja template that renders the prompt.
-        processor: ``ProcessorConfig`` of the checkpoint's image processor.
+        processor: the family's ``ProcessorConfig`` of the checkpoint's image processor.
         focus: the Focus configuration to compare with, or None (dense only).
         method: a baseline config (``focus_jax.baselines``) also to answer with, or None.
     """
 
     path: Path
-    model: LlavaOnevision
+    model: LlavaOnevision | Qwen2_5_VL
     tokenizer: object
     chat_template: str
-    processor: ProcessorConfig
+    processor: object
     focus: Optional[FocusConfig]
     method: Optional[object] = None
 
@@ -106,12 +109,27 @@ def model_focus_config(model_dir: str | Path) -> Optional[FocusConfig]:
 
 
 def _read_model_config(model_dir: Path):
+    """The ``LlavaOnevisionConfig`` or ``Qwen2_5_VLConfig`` of ``model_dir`` (by ``model_type``;
+    anything else is read as LLaVA-OneVision, whose reader names the problem).
+
+    Raises:
+        InputError: no such directory, no or a bad ``config.json``.
+    """
+    from focus_jax.models import model_type
     from focus_jax.models.llava_onevision import params as llava_params
+    from focus_jax.models.qwen2_5_vl import params as qwen_params
 
     try:
-        return llava_params.read_config(model_dir)
+        reader = qwen_params if model_type(model_dir) == "qwen2_5_vl" else llava_params
+        return reader.read_config(model_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(f"--model: {exc}") from None
+
+
+def _is_qwen(cfg) -> bool:
+    from focus_jax.models.qwen2_5_vl.modeling import Qwen2_5_VLConfig
+
+    return isinstance(cfg, Qwen2_5_VLConfig)
 
 
 def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: bool = False) -> Optional[FocusConfig]:
@@ -119,13 +137,14 @@ def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: 
 
     In order: None with ``no_focus``; ``config_file`` (``FocusConfig.load``: a Focus
     configuration or a design file); the checkpoint's ``focus_config.json``; else the
-    paper's LLaVA-OneVision setting (``paper_config("llava_onevision")``) without the SEC
-    layers the model lacks (the paper names layer 25 for the 24-layer 0.5B decoder too; the
-    model skips it alike). An explicit configuration must fit the decoder.
+    paper's setting for the family (``paper_config("llava_onevision")`` or
+    ``paper_config("qwen2_5_vl")``) without the SEC layers the model lacks (the paper names
+    layer 25 for the 24-layer 0.5B decoder too; the model skips it alike). An explicit
+    configuration must fit the decoder.
 
     Raises:
         FileNotFoundError: ``model_dir`` has no ``config.json``.
-        InputError / ValueError: ``config.json`` is not a LLaVA-OneVision config;
+        InputError / ValueError: ``config.json`` is not a LLaVA-OneVision or Qwen2.5-VL config;
             ``config_file`` is missing or invalid, or ``focus_config.json`` invalid;
             ``no_focus`` with a ``config_file``; an explicit SEC layer beyond the decoder.
     """
@@ -136,13 +155,14 @@ def choose_focus(model_dir: Path, config_file: Optional[Path] = None, no_focus: 
             raise InputError("give --focus-config or --no-focus, not both")
         _read_model_config(model_dir)  # a directory that is not a model fails here, before any decoding
         return None
-    num_layers = _read_model_config(model_dir).text.num_layers
+    cfg = _read_model_config(model_dir)
+    num_layers = cfg.text.num_layers
     if config_file is not None:
         focus = FocusConfig.load(config_file, label="--focus-config")
     else:
         focus = model_focus_config(model_dir)
     if focus is None:
-        paper = paper_config("llava_onevision")
+        paper = paper_config("qwen2_5_vl" if _is_qwen(cfg) else "llava_onevision")
         steps = [(layer, a) for layer, a in zip(paper.sec_layers, paper.sec_alphas) if layer < num_layers]
         return paper.replace(sec_layers=tuple(s[0] for s in steps), sec_alphas=tuple(s[1] for s in steps))
     check_focus_fits(focus, num_layers)
@@ -172,16 +192,21 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig], method
     ``method`` is an optional baseline config (``focus_jax.baselines``) to answer with too.
 
     Raises:
-        InputError: no such directory or no ``config.json``; not a LLaVA-OneVision checkpoint
-            (config, weights); a directory shipping custom code; no usable tokenizer
-            (``focus_jax.inputs.model_dir.load_tokenizer``) or chat template; or an SEC layer
-            of ``focus`` beyond the decoder (``check_focus_fits``).
+        InputError: no such directory or no ``config.json``; not a LLaVA-OneVision or
+            Qwen2.5-VL checkpoint (config, weights); a directory shipping custom code; no usable
+            tokenizer (``focus_jax.inputs.model_dir.load_tokenizer``) or chat template; an SEC
+            layer of ``focus`` beyond the decoder (``check_focus_fits``); a baseline ``method``
+            with a Qwen2.5-VL checkpoint.
     """
     from focus_jax import from_pretrained
     from focus_jax.inputs.model_dir import load_tokenizer
-    from focus_jax.models.llava_onevision.preprocessing import ProcessorConfig
+    from focus_jax.models.llava_onevision import preprocessing as llava_pre
+    from focus_jax.models.qwen2_5_vl import preprocessing as qwen_pre
 
     model_dir = Path(model_dir)
+    qwen = _is_qwen(_read_model_config(model_dir))
+    if qwen and method is not None:
+        raise InputError("--method: the baselines run on LLaVA-OneVision checkpoints; drop --method for Qwen2.5-VL")
     try:
         model = from_pretrained(model_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -191,14 +216,15 @@ def load_video_model(model_dir: str | Path, focus: Optional[FocusConfig], method
         tokenizer = load_tokenizer(model_dir)  # trust_remote_code=False; custom code refused
     except InputError as exc:
         raise InputError(f"--model: {exc}") from None
-    processor = ProcessorConfig.from_pretrained(model_dir)
+    processor = (qwen_pre if qwen else llava_pre).ProcessorConfig.from_pretrained(model_dir)
     return VideoModel(model_dir, model, tokenizer, _chat_template(tokenizer, model_dir), processor, focus, method)
 
 
-def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
+def encode_video_prompt(vm: VideoModel, prompt: str, frames: int, video_tokens: int | None = None) -> np.ndarray:
     """Token ids ``(1, S)`` int32 of the chat prompt: one user turn with a video of ``frames``
-    frames (its placeholder expanded to ``config.video_token_count(frames)`` tokens) and
-    ``prompt``, then the assistant's turn opening.
+    frames (its placeholder expanded to ``video_tokens`` tokens; default, LLaVA-OneVision:
+    ``config.video_token_count(frames)``; Qwen2.5-VL: ``config.token_count(grid)``, needed)
+    and ``prompt``, then the assistant's turn opening.
 
     Raises:
         InputError: ``prompt`` is empty, or the rendered prompt does not hold exactly one
@@ -217,23 +243,25 @@ def encode_video_prompt(vm: VideoModel, prompt: str, frames: int) -> np.ndarray:
             f"the chat prompt must hold one video placeholder (token {cfg.video_token_id}), found {found}; "
             "remove any <video> from the prompt"
         )
-    return np.asarray([expand_placeholders(ids, cfg.video_token_id, cfg.video_token_count(frames))], np.int32)
+    count = cfg.video_token_count(frames) if video_tokens is None else video_tokens
+    return np.asarray([expand_placeholders(ids, cfg.video_token_id, count)], np.int32)
 
 
 # ---------------------------------------------------------------------- generation
 
 
 def generate_with_trace(model, input_ids, pixel_values_videos, attention_mask=None, max_new_tokens: int = 16,
-                        seq_bucket: int = SEQ_BUCKET):  # fmt: skip
+                        seq_bucket: int = SEQ_BUCKET, **visual):  # fmt: skip
     """Greedy tokens ``(B, max_new_tokens)`` int32 and, for a Focus model, the ``ModelTrace``
     of its prefill (None for a dense model), recorded by the one compiled prefill that fills
-    the KV cache (``LlavaOnevision.generate(..., return_trace=True)``: one Focus compile).
+    the KV cache (``generate(..., return_trace=True)``: one Focus compile). ``visual``: further
+    visual inputs of the model's ``generate`` (Qwen2.5-VL: ``video_grid_thw``).
 
     Raises:
-        ValueError: as ``LlavaOnevision.generate``.
+        ValueError: as the model's ``generate``.
     """
     kwargs = dict(pixel_values_videos=pixel_values_videos, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                  seq_bucket=seq_bucket)  # fmt: skip
+                  seq_bucket=seq_bucket, **visual)  # fmt: skip
     if model.focus is None:
         return model.generate(input_ids, **kwargs), None
     return model.generate(input_ids, **kwargs, return_trace=True)
@@ -263,15 +291,15 @@ def _stage(progress, label: str):
     progress.update(task, total=1, completed=1)
 
 
-def _generate_timed(model, ids, pixels, max_new_tokens: int, progress, name: str):
+def _generate_timed(model, ids, pixels, max_new_tokens: int, progress, name: str, visual: dict):
     """``(tokens (max_new_tokens,), trace or None, WallTime)`` of a prompt of batch 1."""
     with _stage(progress, f"{name}: compiling + generating"):
         start = time.perf_counter()
-        generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens)
+        generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens, **visual)
         first_call = time.perf_counter() - start
     with _stage(progress, f"{name}: generating (compiled)"):
         start = time.perf_counter()
-        tokens, trace = generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens)
+        tokens, trace = generate_with_trace(model, ids, pixels, max_new_tokens=max_new_tokens, **visual)
         run_s = time.perf_counter() - start
     return tokens[0], trace, WallTime(first_call, run_s)
 
@@ -348,20 +376,25 @@ def _shape(text_config, name: str):
                          num_kv_heads=t.num_kv_heads, num_layers=t.num_layers, head_dim=t.head_dim)  # fmt: skip
 
 
-def projected_workload(workload, trace: FocusTrace, full_size: str = PROJECTION_MODEL):
-    """``workload`` (of the model that ran ``trace``) on a full-size LLaVA-OneVision.
+def projected_workload(workload, trace: FocusTrace, full_size: str = PROJECTION_MODEL, visual_tokens=None):
+    """``workload`` (of the model that ran ``trace``) on a full-size member of the family.
 
-    Same frames, text and decode tokens; the full model's visual tokens for those frames
-    (``frames * tokens_per_frame``); the trace's per-layer kept-token, zero- and
-    similar-vector fractions mapped by relative depth (``FocusStats.project``). A
-    projection: the full model's own attention would prune and merge differently.
+    ``full_size``: a shipped LLaVA-OneVision config (``7b``) or Qwen2.5-VL one
+    (``qwen2.5-vl-7b``). Same frames, text and decode tokens; the full model's visual tokens
+    for those frames (``visual_tokens``; default, LLaVA-OneVision: ``frames * tokens_per_frame``);
+    the trace's per-layer kept-token, zero- and similar-vector fractions mapped by relative
+    depth (``FocusStats.project``). A projection: the full model's own attention would
+    prune and merge differently.
     """
     from focus_jax.models.llava_onevision import sizes
+    from focus_jax.models.qwen2_5_vl import sizes as qwen_sizes
 
-    cfg = sizes.load_config(full_size)
-    frames = int(trace.geometry.frames)
-    visual = frames * cfg.tokens_per_frame
-    shape = _shape(cfg.text, f"llava-onevision-{full_size}")
+    if full_size in qwen_sizes.KNOWN_CONFIGS:
+        cfg, name = qwen_sizes.load_config(full_size), full_size
+    else:
+        cfg, name = sizes.load_config(full_size), f"llava-onevision-{full_size}"
+    visual = int(trace.geometry.frames) * cfg.tokens_per_frame if visual_tokens is None else int(visual_tokens)
+    shape = _shape(cfg.text, name)
     stats = workload.focus.project(shape, float(visual), float(trace.geometry.num_tokens), trace.config.vector_size)
     return workload.replace(model=shape, visual_tokens=float(visual), focus=stats)
 
@@ -377,16 +410,17 @@ class VideoAnswer:
         video: the clip's path or name; model: the checkpoint directory.
         prompt: the question; expected: the known answer (synthetic clips) or None.
         frames: ``(F, H, W, 3)`` uint8 sampled frames the model saw (before preprocessing).
-        prompt_tokens: tokens of the chat prompt; visual_tokens: grid tokens
-            ``F * tokens_per_frame`` (the video's trailing newline token not counted).
+        prompt_tokens: tokens of the chat prompt; visual_tokens: grid tokens (LLaVA-OneVision:
+            ``F * tokens_per_frame``, the video's trailing newline token not counted;
+            Qwen2.5-VL: the merged grid's ``t * h * w / 4``).
         answer_dense, answer_focus: decoded answers (``answer_focus`` None without Focus).
         focus_config: the Focus configuration, or None.
         trace: the ``FocusTrace`` of the Focus prefill, or None.
         wall_dense, wall_focus: ``WallTime`` (``wall_focus`` None without Focus).
         modeled: ``ModeledCost`` on the model that ran (decode priced for the Focus
             answer's length, end token included, on both sides).
-        projection: ``ModeledCost`` of the same sparsities on LLaVA-OneVision-7B shapes
-            (``projected_workload``), or None without Focus.
+        projection: ``ModeledCost`` of the same sparsities on LLaVA-OneVision-7B or
+            Qwen2.5-VL-7B shapes (``projected_workload``), or None without Focus.
         method: the baseline's answer (``focus_jax.baselines.compare.method_on_prompt``:
             answer, kept tokens, work, modeled cost on its accelerator), or None.
     """
@@ -483,14 +517,15 @@ class VideoAnswer:
         return out
 
 
-def _prices(cfg, trace, num_frames: int, text_tokens: int, decode_tokens: int):
-    """``(modeled, projection)``: the run model's cost and the full-size projection (None without a trace)."""
+def _prices(cfg, trace, num_frames: int, visual_tokens: int, text_tokens: int, decode_tokens: int, projection: dict):
+    """``(modeled, projection)``: the run model's cost and the full-size projection (None
+    without a trace); ``projection``: ``projected_workload``'s keywords."""
     import costmodel as cm
 
     if trace is None:
         workload = cm.Workload(
             _shape(cfg.text, "run"),
-            float(num_frames * cfg.tokens_per_frame),
+            float(visual_tokens),
             frames=float(num_frames),
             text_tokens=float(text_tokens),
             decode_tokens=decode_tokens,
@@ -498,7 +533,34 @@ def _prices(cfg, trace, num_frames: int, text_tokens: int, decode_tokens: int):
         return modeled_cost(workload), None
     workload = cm.Workload.from_trace(trace, decode_tokens=decode_tokens)
     workload = workload.replace(model=dataclasses.replace(workload.model, name="run"))
-    return modeled_cost(workload), modeled_cost(projected_workload(workload, trace))
+    return modeled_cost(workload), modeled_cost(projected_workload(workload, trace, **projection))
+
+
+def _video_inputs(vm: VideoModel, frames: np.ndarray) -> tuple[np.ndarray, dict, int, int, dict]:
+    """The family's inputs for one clip: ``(pixels, further generate inputs, visual tokens,
+    video placeholder tokens of the prompt, projected_workload keywords)``.
+
+    LLaVA-OneVision: ``(1, F, C, H, W)`` frames, ``F * tokens_per_frame`` grid tokens plus
+    the newline token. Qwen2.5-VL: patch rows and ``video_grid_thw``, the merged grid's
+    tokens; the 7B projection sees the clip at the shipped processor's patch size.
+    """
+    cfg = vm.model.config
+    if not _is_qwen(cfg):
+        from focus_jax.models.llava_onevision.preprocessing import preprocess_frames
+
+        visual = int(np.shape(frames)[0]) * cfg.tokens_per_frame
+        return preprocess_frames(frames, vm.processor)[None], {}, visual, visual + 1, {}
+    from focus_jax.models.qwen2_5_vl import sizes
+    from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, preprocess_video, smart_resize
+
+    pixels, grid = preprocess_video(frames, vm.processor)
+    visual = cfg.token_count(tuple(grid[0]))
+    full, shipped = sizes.load_config(QWEN_PROJECTION_MODEL), ProcessorConfig()
+    height, width = smart_resize(*np.shape(frames)[1:3], shipped.factor, shipped.video_min_pixels,
+                                 shipped.video_max_pixels)  # fmt: skip
+    full_grid = sizes.video_grid(full, int(np.shape(frames)[0]), height, width)
+    projection = {"full_size": QWEN_PROJECTION_MODEL, "visual_tokens": full.token_count(full_grid)}
+    return pixels, {"video_grid_thw": grid}, visual, visual, projection
 
 
 def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: int = 16, progress=None,
@@ -517,19 +579,17 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
     Raises:
         InputError: empty prompt, or as ``encode_video_prompt``; ValueError: bad frames.
     """
-    from focus_jax.models.llava_onevision.preprocessing import preprocess_frames
-
     model, cfg = vm.model, vm.model.config
     num_frames = int(np.shape(frames)[0])
-    ids = encode_video_prompt(vm, prompt, num_frames)
-    pixels = preprocess_frames(frames, vm.processor)[None]
+    pixels, extra, visual, placeholders, projection = _video_inputs(vm, frames)
+    ids = encode_video_prompt(vm, prompt, num_frames, placeholders)
     decode = lambda tokens: vm.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
-    dense_tokens, _, dense_time = _generate_timed(model, ids, pixels, max_new_tokens, progress, "dense")
+    dense_tokens, _, dense_time = _generate_timed(model, ids, pixels, max_new_tokens, progress, "dense", extra)
     focus_tokens = focus_trace = focus_time = None
     if vm.focus is not None:
         focus_tokens, model_trace, focus_time = _generate_timed(
-            model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus"
+            model.with_focus(vm.focus), ids, pixels, max_new_tokens, progress, "Focus", extra
         )
         focus_trace = model_trace.to_focus_trace(0)
     method = None
@@ -538,11 +598,10 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
 
         with _stage(progress, f"{vm.method.method}: generating and tracing (compiles)"):
             method = method_on_prompt(model, vm.method, ids, pixels, max_new_tokens, decode, cfg.text.eos_token_id)
-    visual = num_frames * cfg.tokens_per_frame
     answered = dense_tokens if focus_tokens is None else focus_tokens
     with _stage(progress, "cost model"):
-        modeled, projection = _prices(cfg, focus_trace, num_frames, int(ids.shape[1]) - visual,
-                                      _answer_length(answered, cfg.text.eos_token_id))  # fmt: skip
+        modeled, projection = _prices(cfg, focus_trace, num_frames, visual, int(ids.shape[1]) - visual,
+                                      _answer_length(answered, cfg.text.eos_token_id), projection)  # fmt: skip
     return VideoAnswer(
         video=video, model=str(vm.path), prompt=prompt, expected=expected, frames=np.asarray(frames),
         prompt_tokens=int(ids.shape[1]), visual_tokens=visual, answer_dense=decode(dense_tokens),

@@ -4,7 +4,8 @@ Every comparison prints its max abs error (float32) and asserts <= 1e-4: merged 
 tokens (images of two sizes and a video, windows with padding), final logits of image and
 video prompts at batch 1 and 2 (left padded, different image sizes), 20 greedy tokens
 (M-RoPE positions continued in decode), Focus that merges and prunes nothing (dense
-logits), Focus's SIC on the merged grid, a ``save_pretrained`` round trip, bfloat16.
+logits), Focus's SIC on the merged grid, ``generate``'s Focus trace (the forward one; padded
+prompts: valid, priced by ``costmodel``), a ``save_pretrained`` round trip, bfloat16.
 Preprocessing equals ``Qwen2VLImageProcessorPil`` on real photographs and real frames.
 """
 
@@ -27,6 +28,7 @@ from focus_jax.models.qwen2_5_vl.preprocessing import (
     preprocess_images,
     preprocess_video,
 )
+from focus_jax.trace import GEMM_NAMES
 
 TOL = 1e-4
 IMAGE_GRIDS = [(1, 8, 12), (1, 6, 6)]  # patches: merged 4 x 6 (windows 2 x 3) and 3 x 3 (padded windows)
@@ -141,6 +143,19 @@ def video_batch():
     return ids, mask, video.reshape(pixels.shape), grid
 
 
+def _first_sic(model, ids, pixels, grid, token, geom, focus):
+    """The first SIC of the prefill computed independently: ``similarity_concentration`` on
+    ``geom`` of the visual span of layer 0's normed input (the ``q_proj`` GEMM input)."""
+    cfg, params = model.config, model.params
+    x = modeling.embed(
+        params, cfg, jnp.asarray(ids), **_ours_kwargs(jnp.asarray(pixels), tuple(map(tuple, grid)), token)
+    )
+    start = np.argmax(ids == token, axis=1)
+    vis = jnp.stack([x[i, s : s + geom.num_tokens] for i, s in enumerate(start)])
+    layer0 = jax.tree.map(lambda a: a[0], params["language"]["layers"])
+    return similarity_concentration(rms_norm(vis, layer0["attn_norm"], cfg.text.rms_norm_eps), geom, focus)
+
+
 def test_focus_that_keeps_everything_gives_dense_logits(video_batch):
     ids, mask, pixels, grid = video_batch
     model = tiny.jax_model()
@@ -166,14 +181,7 @@ def test_focus_sic_on_the_merged_grid_and_sec(video_batch):
     geom = VisualGeometry(4, 3, 4)
     assert trace.plan.geometry == geom
     # SIC of layer 0's q_proj input = similarity_concentration on the (4, 3, 4) merged grid
-    cfg, params = model.config, model.params
-    x = modeling.embed(
-        params, cfg, jnp.asarray(ids), pixel_values_videos=jnp.asarray(pixels), video_grid_thw=tuple(map(tuple, grid))
-    )
-    start = np.argmax(ids == tiny.VIDEO_TOKEN, axis=1)
-    vis = jnp.stack([x[i, s : s + geom.num_tokens] for i, s in enumerate(start)])
-    layer0 = jax.tree.map(lambda a: a[0], params["language"]["layers"])
-    ref = similarity_concentration(rms_norm(vis, layer0["attn_norm"], cfg.text.rms_norm_eps), geom, focus)
+    ref = _first_sic(model, ids, pixels, grid, tiny.VIDEO_TOKEN, geom, focus)
     _mask_zero, mask_similar, group = trace.gemms[(0, "q_proj")]
     np.testing.assert_array_equal(mask_similar, np.asarray(ref.mask_similar))
     np.testing.assert_array_equal(group, np.asarray(ref.group_index))
@@ -189,6 +197,84 @@ def test_focus_sic_on_the_merged_grid_and_sec(video_batch):
     ids, mask, pixels, grid = tiny.prompts(IMAGE_GRIDS, tiny.IMAGE_TOKEN)
     with pytest.raises(InputError, match="same grid"):  # one geometry per batch
         model.with_focus(focus).forward(ids, mask, pixel_values=pixels, image_grid_thw=grid)
+
+
+def test_generate_returns_the_forward_trace_from_its_one_prefill(video_batch):
+    """``generate(..., return_trace=True)``: the trace ``forward`` gives, from the one compiled
+    prefill that fills the KV cache; bit-identical without the padding generate adds
+    (``seq_bucket=1``: padding changes the shapes and so the rounding of near ties)."""
+    import chex
+
+    from focus_jax.models.qwen2_5_vl.model import _forward_jit, _prefill_jit
+
+    ids, mask, pixels, grid = video_batch
+    model = tiny.jax_model().with_focus(
+        FocusConfig(similarity_threshold=0.9, vector_size=16, sec_layers=(2,), sec_alphas=(0.5,))
+    )
+    kw = {"pixel_values_videos": pixels, "video_grid_thw": grid, "max_new_tokens": 4, "eos_token_id": []}
+    compiles = _prefill_jit._cache_size(), _forward_jit._cache_size()
+    tokens, trace = model.generate(ids, mask, **kw, seq_bucket=1, return_trace=True)
+    assert (_prefill_jit._cache_size() - compiles[0], _forward_jit._cache_size() - compiles[1]) == (1, 0)
+    np.testing.assert_array_equal(tokens, model.generate(ids, mask, **kw, seq_bucket=1))
+    _, ref = model.forward(ids, mask, pixel_values_videos=pixels, video_grid_thw=grid, return_trace=True)
+    assert trace.plan == ref.plan and trace.model == ref.model and sorted(trace.gemms) == sorted(ref.gemms)
+    chex.assert_trees_all_equal(trace.gemms, ref.gemms)
+    np.testing.assert_array_equal(trace.rows, ref.rows)
+    np.testing.assert_array_equal(trace.text_tokens, ref.text_tokens)
+    assert any(s.any() for _, s, _ in trace.gemms.values())
+    with pytest.raises(InputError, match="return_trace"):
+        tiny.jax_model().generate(ids, mask, **kw, return_trace=True)
+
+
+@pytest.mark.parametrize(
+    "grids,token,geom",
+    [
+        ([VIDEO_GRID] * 2, tiny.VIDEO_TOKEN, VisualGeometry(4, 3, 4)),
+        ([IMAGE_GRIDS[0]], tiny.IMAGE_TOKEN, VisualGeometry(1, 4, 6)),
+    ],
+    ids=["video-batch2", "image"],
+)
+def test_generate_trace_of_padded_prompts_feeds_the_cost_model(grids, token, geom):
+    """With the left padding ``generate`` adds, the trace is of the caller's prompts: the
+    merged grid's geometry (frames = temporal groups, H and W after the 2 x 2 merge), the
+    first SIC equal to ``similarity_concentration`` on it, rows indexing the caller's
+    ``input_ids``; each prompt's ``FocusTrace`` validates and prices in ``costmodel``."""
+    import costmodel as cm
+    from focus_jax.inference import modeled_cost
+
+    ids, mask, pixels, grid = tiny.prompts(grids, token, seed=5)
+    focus = FocusConfig(similarity_threshold=0.8, vector_size=16, sec_layers=(1,), sec_alphas=(0.5,))
+    model = tiny.jax_model().with_focus(focus)
+    kwargs = _ours_kwargs(pixels, grid, token)
+    tokens, trace = model.generate(
+        ids, mask, **kwargs, max_new_tokens=3, eos_token_id=[], seq_bucket=64, return_trace=True
+    )
+    assert tokens.shape == (len(grids), 3) and trace.batch_size == len(grids)
+    assert trace.plan.geometry == geom
+    ref = _first_sic(model, ids, pixels, grid, token, geom, focus)
+    mask_zero, mask_similar, group = trace.gemms[(0, "q_proj")]
+    np.testing.assert_array_equal(mask_similar, np.asarray(ref.mask_similar))
+    np.testing.assert_array_equal(mask_zero, np.asarray(ref.mask_zero))
+    np.testing.assert_array_equal(group, np.asarray(ref.group_index))
+    _, fwd = model.forward(ids, mask, **kwargs, return_trace=True)
+    np.testing.assert_array_equal(trace.rows, fwd.rows)  # SEC keeps the same tokens; rows index ids
+    n = geom.num_tokens
+    assert trace.rows.shape == (len(grids), ids.shape[1] - n // 2)
+    for i in range(len(grids)):
+        ft = trace.to_focus_trace(i)
+        ft.validate()
+        assert ft.text_tokens == int(mask[i].sum()) - n
+        workload = cm.Workload.from_trace(ft, decode_tokens=3)
+        assert (workload.visual_tokens, workload.frames, workload.text_tokens) == (n, geom.frames, ft.text_tokens)
+        similar = sum(int(trace.gemms[key][1][i].sum()) for key in trace.gemms)
+        assert float(workload.focus.similar_vectors.sum()) == similar > 0
+        kept = np.asarray(workload.focus.kept_tokens)
+        # SEC after layer 1's attention keeps half: for its MLP (gate_proj) and every later GEMM
+        assert kept[:, GEMM_NAMES.index("q_proj")].tolist() == [n, n, n // 2, n // 2]
+        assert kept[:, GEMM_NAMES.index("gate_proj")].tolist() == [n, n // 2, n // 2, n // 2]
+        cost = modeled_cost(workload)  # as focus-jax run prices a trace
+        print(f"{geom}: prompt {i} modeled Focus speedup {cost.speedup:.3f}, energy ratio {cost.energy_ratio:.3f}")
+        assert np.isfinite(cost.speedup) and cost.speedup > 0
 
 
 def test_paper_defaults_for_qwen2_5_vl():
@@ -228,6 +314,37 @@ def test_bad_inputs_are_named():
         model.forward(ids, mask, pixel_values=pixels, image_grid_thw=np.array([IMAGE_GRIDS[1]]))
     with pytest.raises(InputError, match="given together"):
         model.forward(ids, mask, pixel_values=pixels)
+
+
+def test_generate_refuses_bad_arguments_before_compiling():
+    """``generate``'s shared checks (``generation.Sampling``, the context length) name the problem."""
+    model = tiny.jax_model()
+    ids, mask, pixels, grid = tiny.prompts([IMAGE_GRIDS[0]], tiny.IMAGE_TOKEN)
+    kw = {"pixel_values": pixels, "image_grid_thw": grid}
+    context = model.config.text.max_position_embeddings
+    with pytest.raises(InputError, match=f"more than the model's context length of {context:,}"):
+        model.generate(ids, mask, **kw, max_new_tokens=context - int(mask.sum()) + 1)
+    with pytest.raises(InputError, match="max_new_tokens must be >= 1"):
+        model.generate(ids, mask, **kw, max_new_tokens=0)
+    with pytest.raises(InputError, match="top_p in"):
+        model.generate(ids, mask, **kw, do_sample=True, top_p=0.0)
+
+
+def test_focus_batches_refuse_mixed_visual_items_in_one_line():
+    """Focus runs one static geometry per batch: prompts with different grids, or not one
+    visual item each, are refused with a one-line InputError naming the problem."""
+    model = tiny.jax_model().with_focus(FocusConfig(sec_layers=(1,), sec_alphas=(0.5,)))
+    ids, mask, pixels, grid = tiny.prompts(IMAGE_GRIDS, tiny.IMAGE_TOKEN)
+    with pytest.raises(InputError, match=r"same grid \(t, h, w\) for every prompt.*\(1, 8, 12\), \(1, 6, 6\)") as e:
+        model.forward(ids, mask, pixel_values=pixels, image_grid_thw=grid)
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="one image or video per prompt: got 2 visual items for 1 prompts") as e:
+        two = [tiny.BOS] + sum(([tiny.VISION_START] + [tiny.IMAGE_TOKEN] * (h * w // 4) + [tiny.VISION_END]
+                                for _, h, w in IMAGE_GRIDS), []) + [5, 6, 7]  # fmt: skip
+        model.generate(np.array([two]), pixel_values=pixels, image_grid_thw=grid, max_new_tokens=2)
+    assert "\n" not in str(e.value)
+    # the same prompts run dense, and each alone with Focus
+    assert model.with_focus(None).forward(ids, mask, pixel_values=pixels, image_grid_thw=grid).shape[0] == 2
 
 
 def test_image_preprocessing_equals_transformers_on_photographs():

@@ -107,7 +107,8 @@ def _print_costs(console: Console, r: dict) -> None:
     if proj is not None:
         console.print(
             f"projected 7B (a projection, not a measurement): the same per-layer sparsities priced on "
-            f"LLaVA-OneVision-7B shapes ({proj['visual_tokens']} visual tokens for the same {r['frames']} frames).",
+            f"{escape(proj['model'])} shapes ({proj['visual_tokens']} visual tokens for the same "
+            f"{r['frames']} frames).",
             highlight=False,
         )
 
@@ -220,8 +221,10 @@ def run(
         if viz_path is not None:
             from focus_jax.viz import plot_patch_fates
 
+            # one frame per trace frame: Qwen2.5-VL's temporal patches each cover consecutive frames
+            step = -(-len(answer.frames) // answer.trace.geometry.frames)
             plot_patch_fates(
-                answer.frames,
+                answer.frames[::step],
                 answer.trace,
                 viz_path,
                 gemm=viz_gemm,

@@ -26,12 +26,19 @@ __all__ = [
     "vector_concentration",
     "similarity_concentration",
     "CPU_COMPILER_OPTIONS",
+    "compiler_options",
     "jit_with_cpu_options",
 ]
 
 #: XLA CPU options for jitted SIC. YNNPACK's reduce fusion materialises every shifted
 #: candidate slice and makes the similarity pass 2.5-4x slower (jax-cpu-notes.md).
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def compiler_options() -> dict | None:
+    """``jax.jit``'s ``compiler_options`` for a top-level jit of Focus code on the default
+    backend: ``CPU_COMPILER_OPTIONS`` on CPU, None elsewhere (the option is CPU-only)."""
+    return CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 class SICResult(NamedTuple):
@@ -116,8 +123,7 @@ def jit_with_cpu_options(fn, static_argnames):
     (inside a user's jit, ``jax.grad``, ``vmap``) a plain jit is used and the enclosing
     computation's options apply. ``.lower`` lowers the top-level version.
     """
-    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    top_level = jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+    top_level = jax.jit(fn, static_argnames=static_argnames, compiler_options=compiler_options())
     nested = jax.jit(fn, static_argnames=static_argnames)
 
     @functools.wraps(fn)

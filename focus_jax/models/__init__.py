@@ -10,10 +10,9 @@ choosing by ``config.json``'s ``model_type``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-__all__ = ["from_pretrained"]
+__all__ = ["from_pretrained", "model_type"]
 
 #: ``config.json`` model_type -> module whose ``from_pretrained`` loads it.
 _FAMILIES = {
@@ -36,22 +35,33 @@ def from_pretrained(path, focus=None, dtype="float32", **kwargs):
 
     Raises:
         FileNotFoundError: no such directory or no ``config.json``.
-        CheckpointError: unreadable ``config.json`` or a ``model_type`` no family loads.
+        InputError: an unreadable ``config.json`` (``model_type``); CheckpointError: a ``model_type`` no family loads.
     """
     import importlib
 
     from focus_jax.models.safetensors_io import CheckpointError
+
+    family = model_type(path)
+    if family not in _FAMILIES:
+        raise CheckpointError(
+            f"{Path(path) / 'config.json'}: model_type {family!r} is not supported; supported: {sorted(_FAMILIES)}"
+        )
+    return importlib.import_module(_FAMILIES[family]).from_pretrained(path, focus=focus, dtype=dtype, **kwargs)
+
+
+def model_type(path) -> str | None:
+    """``config.json``'s ``model_type`` of a checkpoint directory (None when it names none).
+
+    Raises:
+        FileNotFoundError: no such directory or no ``config.json``.
+        InputError: ``config.json`` is too large, not UTF-8, not JSON or not an object
+            (``inputs.jsonfile.read_json_object``).
+    """
+    from focus_jax.inputs.jsonfile import read_json_object
 
     config = Path(path) / "config.json"
     if not Path(path).is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {path}")
     if not config.is_file():
         raise FileNotFoundError(f"{path} has no config.json")
-    try:
-        d = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{config} is not valid JSON ({exc})") from None
-    model_type = d.get("model_type") if isinstance(d, dict) else None
-    if model_type not in _FAMILIES:
-        raise CheckpointError(f"{config}: model_type {model_type!r} is not supported; supported: {sorted(_FAMILIES)}")
-    return importlib.import_module(_FAMILIES[model_type]).from_pretrained(path, focus=focus, dtype=dtype, **kwargs)
+    return read_json_object(config).get("model_type")

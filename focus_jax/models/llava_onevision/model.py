@@ -17,26 +17,21 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from focus_jax.baselines.hooks import MethodPlan
-from focus_jax.concentration.sic import CPU_COMPILER_OPTIONS, jit_with_cpu_options
+from focus_jax.concentration.sic import compiler_options, jit_with_cpu_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.inputs.focus_file import check_focus_fits
-from focus_jax.inputs.text import check_context_length
 from focus_jax.knobs import FocusKnobs
+from focus_jax.models import generation
 from focus_jax.models.focus_hooks import FocusPlan, check_arithmetic
+from focus_jax.models.generation import QUERY_BUCKET, Sampling, bucket
 from focus_jax.models.llava_onevision import modeling
 from focus_jax.models.llava_onevision import params as llava_params
 from focus_jax.models.llava_onevision.modeling import LlavaOnevisionConfig
 from focus_jax.models.llava_onevision.trace import ModelTrace, RelaxedModelTrace
-from focus_jax.models.qwen2 import modeling as qwen2
 
 __all__ = ["LlavaOnevision", "PromptLayout", "from_pretrained"]
-
-
-def _compiler_options():
-    return CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,25 +50,6 @@ class PromptLayout:
     query_tokens: np.ndarray
     text_tokens: np.ndarray
     frames: int
-
-
-def _bucket(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-def _pad_to_buckets(input_ids, attention_mask, videos, pad: int, seq_bucket: int):
-    """Static buckets for ``generate``: the batch to a power of two (repeating the last
-    prompt), the length to a multiple of ``seq_bucket`` by left padding. Returns numpy
-    ``(ids, mask, videos)``."""
-    ids = np.asarray(input_ids)
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-    b, s = ids.shape
-    left = _bucket(s, seq_bucket) - s
-    ids = np.pad(ids, ((0, 0), (left, 0)), constant_values=pad)
-    mask = np.pad(mask, ((0, 0), (left, 0)))
-    extra = (1 << (b - 1).bit_length()) - b
-    rep = lambda a: None if a is None else np.concatenate([np.asarray(a)] + [np.asarray(a)[-1:]] * extra)  # noqa: E731
-    return (rep(ids), rep(mask), rep(videos)) if extra else (ids, mask, None if videos is None else np.asarray(videos))
 
 
 class LlavaOnevision:
@@ -210,8 +186,10 @@ class LlavaOnevision:
         if self.method is not None:
             text = self.config.text
             return MethodPlan(self.method, geom, text.num_layers, text.num_heads, text.head_dim)
-        return FocusPlan(self.focus, geom, self.config.text.num_layers, _bucket(int(layout.query_tokens.max()), 16),
-                         self.focus_arithmetic, self.focus_capture)
+        query = bucket(int(layout.query_tokens.max()), QUERY_BUCKET)
+        return FocusPlan(
+            self.focus, geom, self.config.text.num_layers, query, self.focus_arithmetic, self.focus_capture
+        )
 
     def _image_layout(self, ids: np.ndarray, mask: np.ndarray, sizes) -> tuple[PromptLayout, FocusPlan]:
         """Focus on image prompts (one image per prompt, the same anyres grid in all): the
@@ -239,7 +217,7 @@ class LlavaOnevision:
         query = ids.shape[1] - (start + n)
         layout = PromptLayout(start, query, (mask > 0).sum(axis=1) - n, 0)
         return layout, FocusPlan(
-            self.focus, VisualGeometry(1, rows, cols), cfg.text.num_layers, _bucket(int(query.max()), 16),
+            self.focus, VisualGeometry(1, rows, cols), cfg.text.num_layers, bucket(int(query.max()), QUERY_BUCKET),
             self.focus_arithmetic, self.focus_capture,
         )
 
@@ -403,17 +381,16 @@ class LlavaOnevision:
         return_trace: bool = False,
     ):
         """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
-        configured), then a jitted ``lax.while_loop`` of decode steps.
+        configured), then ``focus_jax.models.generation.decode`` (a jitted
+        ``lax.while_loop`` of decode steps). The batch is padded to a power of two.
 
         Args:
             input_ids, pixel_values, pixel_values_videos, image_sizes, attention_mask:
                 as ``forward``.
-            max_new_tokens: tokens to generate per prompt.
-            do_sample: sample (``temperature``, nucleus ``top_p``) instead of greedy.
-            seed: PRNG seed for sampling (same seed, same tokens).
-            eos_token_id: int or list; a prompt stops after emitting one (default: the
-                config's). pad_token_id: emitted after a prompt stopped (default: the
-                config's pad id, else the first eos id, else 0).
+            max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id,
+                pad_token_id: ``generation.Sampling.from_arguments`` (sampling: nucleus
+                ``top_p``; a prompt stops after emitting an ``eos_token_id``, default the
+                config's; ``pad_token_id`` follows it).
             seq_bucket: prompts are left-padded to a multiple of this length.
             return_trace: also return the Focus ``ModelTrace`` of the prompt (with a
                 baseline ``method``: the list of ``MethodTrace``), recorded by
@@ -425,77 +402,48 @@ class LlavaOnevision:
             ``(B, max_new_tokens)`` int32 numpy array of new tokens, or ``(tokens, trace)``.
 
         Raises:
-            ValueError: bad sampling parameters or inputs (see ``forward``), or a trace
-                requested from a dense model.
-            InputError: prompt + ``max_new_tokens`` exceed ``max_position_embeddings``.
+            ValueError: bad inputs (see ``forward``), or a trace requested from a dense model.
+            InputError: bad sampling parameters, or prompt + ``max_new_tokens`` exceed
+                ``max_position_embeddings``.
         """
-        if not max_new_tokens >= 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if do_sample and not (temperature > 0 and 0 < top_p <= 1):
-            raise ValueError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        eos, pad = self._special_ids(eos_token_id, pad_token_id)
-        b, s = np.shape(input_ids)
-        raw = np.asarray(input_ids)
-        valid = np.ones_like(raw) if attention_mask is None else np.asarray(attention_mask)
-        video_tokens = int(((raw == self.config.video_token_id) & (valid > 0)).sum(axis=1).max())
-        check_context_length(
-            int(valid.sum(axis=1).max()), max_new_tokens, self.config.text.max_position_embeddings, video_tokens
+        sampling = Sampling.from_arguments(
+            self.config.text, max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id, pad_token_id
         )
-        ids, mask, videos = _pad_to_buckets(input_ids, attention_mask, pixel_values_videos, pad, seq_bucket)
+        b, s = np.shape(input_ids)
+        generation.check_context(input_ids, attention_mask, self.config.video_token_id, max_new_tokens,
+                                 self.config.text.max_position_embeddings)  # fmt: skip
+        ids, mask = generation.left_pad(input_ids, attention_mask, sampling.pad, seq_bucket)
+        ids, mask, videos = generation.repeat_to_power_of_two(ids, mask, pixel_values_videos)
         if pixel_values is not None and ids.shape[0] != b:
             raise ValueError("batched image generation needs a power-of-two batch; pad the batch yourself")
         s_pad = ids.shape[1]
         arrays, layout, plan, sizes = self._inputs(ids, mask, None, pixel_values, videos, image_sizes)
         if return_trace and plan is None:
             raise ValueError("return_trace needs a Focus model (focus=FocusConfig(...)) and a video prompt")
-        capacity = _bucket(max_new_tokens, 32)  # KV-cache slots (and output width) in buckets: fewer compilations
         last_logits, caches, rows, records = _prefill_jit(
             self.params,
             **arrays,
             cfg=self.config,
             image_sizes=sizes,
             plan=plan,
-            cache_extra=capacity,
+            cache_extra=sampling.capacity,
             return_records=return_trace,
         )
-        next_pos = jnp.asarray(mask.sum(axis=1), jnp.int32)
-        tokens = _decode_jit(
-            self.params,
-            caches,
-            last_logits,
-            next_pos,
-            jax.random.key(seed),
-            jnp.float32(temperature),
-            jnp.float32(top_p),
-            jnp.int32(max_new_tokens),
-            cfg=self.config.text,
-            capacity=capacity,
-            do_sample=do_sample,
-            eos=eos,
-            pad=int(pad),
-        )
-        tokens = np.asarray(tokens)[:b, :max_new_tokens]
+        positions = mask.sum(axis=1)  # of the first new token: valid tokens counted from 0
+        tokens = generation.decode(self.params["language"], self.config.text, caches, last_logits, positions, sampling)
+        tokens = tokens[:b]
         if not return_trace:
             return tokens
         return tokens, self._unpadded_trace(records, plan, layout, rows, b, s_pad - s)
 
-    def _special_ids(self, eos_token_id, pad_token_id) -> tuple[tuple[int, ...], int]:
-        """``(eos ids, pad id)`` of ``generate`` (defaults in its docstring)."""
-        text = self.config.text
-        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        if pad_token_id is None:
-            pad_token_id = text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0)
-        return eos, int(pad_token_id)
-
     def _unpadded_trace(self, records, plan, layout, rows, batch: int, left_pad: int) -> ModelTrace:
         """The trace of ``generate``'s padded prefill restricted to the caller's ``batch``
-        prompts, ``rows`` shifted back by the ``left_pad`` columns ``generate`` added (those
-        padding rows come first: SEC never prunes text before the visual span)."""
-        records = jax.tree.map(lambda a: a[:batch], records)
+        prompts (``ModelTrace.without_padding``)."""
         if isinstance(plan, MethodPlan):
+            records = jax.tree.map(lambda a: a[:batch], records)
             return method_traces(records, plan, self.config.text, layout.text_tokens[:batch])
-        rows = np.asarray(rows)[:batch, left_pad:] - left_pad
-        return ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens[:batch], rows)
+        trace = ModelTrace.from_records(records, plan, self.config.text, layout.text_tokens, rows)
+        return trace.without_padding(batch, left_pad)
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -597,7 +545,7 @@ def _forward_jit(
 @functools.partial(
     jax.jit,
     static_argnames=("cfg", "image_sizes", "plan", "cache_extra", "return_records"),
-    compiler_options=_compiler_options(),
+    compiler_options=compiler_options(),
 )
 def _prefill_jit(
     params,
@@ -631,50 +579,6 @@ def _prefill_jit(
         cache_extra=cache_extra,
     )
     return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
-
-
-def _top_p_filter(logits, top_p):
-    """Keep the smallest set of tokens whose probability reaches ``top_p`` (transformers'
-    ``TopPLogitsWarper``: drop tokens whose ascending cumulative probability is <= 1 - top_p)."""
-    order = jnp.argsort(logits, axis=-1)
-    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
-    cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
-    remove_sorted = cum <= 1.0 - top_p
-    remove_sorted = remove_sorted.at[..., -1].set(False)
-    remove = jnp.zeros_like(remove_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(remove_sorted)
-    return jnp.where(remove, -jnp.inf, logits)
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "capacity", "do_sample", "eos", "pad"))
-def _decode_jit(
-    params, caches, first_logits, positions, key, temperature, top_p, steps, *, cfg, capacity, do_sample, eos, pad
-):
-    lang = params["language"]
-    b = first_logits.shape[0]
-    eos_ids = jnp.asarray(eos if eos else (-1,), jnp.int32)
-
-    def choose(logits, step):
-        if not do_sample:
-            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        scaled = _top_p_filter(logits / temperature, top_p)
-        return jax.random.categorical(jax.random.fold_in(key, step), scaled, axis=-1).astype(jnp.int32)
-
-    def cond(state):
-        step, _, _, _, done, _ = state
-        return (step < steps) & ~jnp.all(done)
-
-    def body(state):
-        step, logits, caches, pos, done, out = state
-        token = jnp.where(done, pad, choose(logits, step))
-        out = out.at[:, step].set(token)
-        done = done | jnp.isin(token, eos_ids)
-        hidden, caches = qwen2.decode_step(lang, cfg, caches, qwen2.embed_tokens(lang, token[:, None])[:, 0], pos)
-        logits = qwen2.logits_from_hidden(lang, cfg, hidden).astype(jnp.float32)
-        return step + 1, logits, caches, pos + 1, done, out
-
-    out = jnp.full((b, capacity), pad, jnp.int32)
-    state = (jnp.int32(0), first_logits, caches, positions, jnp.zeros((b,), bool), out)
-    return lax.while_loop(cond, body, state)[-1]
 
 
 def method_traces(records: dict, plan: MethodPlan, text, text_tokens) -> list:

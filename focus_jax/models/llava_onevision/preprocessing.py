@@ -28,6 +28,7 @@ from PIL import Image
 from focus_jax.errors import InputError
 from focus_jax.inputs.jsonfile import MISSING, field, read_json_object
 from focus_jax.models.llava_onevision.modeling import select_best_resolution
+from focus_jax.models.pixels import as_uint8_rgb, normalise, resize
 
 __all__ = ["ProcessorConfig", "preprocess_frames", "preprocess_image", "preprocess_images", "expand_placeholders"]
 
@@ -101,27 +102,6 @@ def _pairs(d: dict, key: str, default, what: str) -> tuple[tuple[int, int], ...]
     return tuple(tuple(field({key: v}, key, None, what, "int", lo=1, hi=1 << 16) for v in p) for p in value)
 
 
-def _as_uint8_hwc(image) -> np.ndarray:
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise ValueError(
-            f"images must be uint8 RGB arrays of shape (height, width, 3) or PIL images, got {array.dtype} "
-            f"{array.shape}"
-        )
-    return array
-
-
-def _resize(array: np.ndarray, height: int, width: int, resample: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(array).resize((width, height), resample=resample))
-
-
-def _normalise(array: np.ndarray, cfg: ProcessorConfig) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` -> float32 ``(3, H, W)``: rescale (float64 -> float32), then normalise."""
-    x = (array.astype(np.float64) * cfg.rescale_factor).astype(np.float32)
-    x = (x - np.asarray(cfg.image_mean, np.float32)) / np.asarray(cfg.image_std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
 def preprocess_frames(frames, cfg: ProcessorConfig = ProcessorConfig()) -> np.ndarray:
     """Video frames for the vision tower: ``(F, H, W, 3)`` uint8 -> ``(F, 3, h, w)`` float32.
 
@@ -131,7 +111,7 @@ def preprocess_frames(frames, cfg: ProcessorConfig = ProcessorConfig()) -> np.nd
     frames = np.asarray(frames)
     if frames.ndim != 4:
         raise ValueError(f"frames must have shape (frames, height, width, 3), got {frames.shape}")
-    return np.stack([_normalise(_resize(_as_uint8_hwc(f), *cfg.size, cfg.resample), cfg) for f in frames])
+    return np.stack([normalise(resize(as_uint8_rgb(f), *cfg.size, cfg.resample), cfg) for f in frames])
 
 
 def _fit_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -154,18 +134,18 @@ def preprocess_image(image, cfg: ProcessorConfig = ProcessorConfig()) -> tuple[n
     Raises:
         ValueError: not a uint8 RGB image.
     """
-    array = _as_uint8_hwc(image)
+    array = as_uint8_rgb(image)
     height, width = array.shape[:2]
     best = select_best_resolution((height, width), cfg.image_grid_pinpoints)
     fit_h, fit_w = _fit_size(height, width, best)
-    fitted = _resize(array, fit_h, fit_w, cfg.resample)
+    fitted = resize(array, fit_h, fit_w, cfg.resample)
     pad_y, pad_x = (best[0] - fit_h) // 2, (best[1] - fit_w) // 2
     canvas = np.zeros((best[0], best[1], 3), np.uint8)
     canvas[pad_y : pad_y + fit_h, pad_x : pad_x + fit_w] = fitted
     th, tw = cfg.size
     tiles = [canvas[i : i + th, j : j + tw] for i in range(0, best[0], th) for j in range(0, best[1], tw)]
-    views = [_resize(array, th, tw, cfg.resample)] + tiles
-    return np.stack([_normalise(_resize(v, th, tw, cfg.resample), cfg) for v in views]), (height, width)
+    views = [resize(array, th, tw, cfg.resample)] + tiles
+    return np.stack([normalise(resize(v, th, tw, cfg.resample), cfg) for v in views]), (height, width)
 
 
 def preprocess_images(images, cfg: ProcessorConfig = ProcessorConfig()) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,16 @@ class ModelTrace:
     def batch_size(self) -> int:
         return int(self.text_tokens.shape[0])
 
+    def without_padding(self, batch: int, left_pad: int) -> ModelTrace:
+        """The trace of the first ``batch`` prompts of a prefill that ``generate`` padded:
+        prompts beyond ``batch`` dropped, ``rows`` shifted back by the ``left_pad`` columns
+        added on the left so that they index the caller's ``input_ids`` (those padding rows
+        come first in every prompt's ``rows``: SEC never prunes text before the visual span).
+        """
+        gemms = {key: tuple(a[:batch] for a in rec) for key, rec in self.gemms.items()}
+        rows = self.rows[:batch, left_pad:] - left_pad
+        return dataclasses.replace(self, gemms=gemms, text_tokens=self.text_tokens[:batch], rows=rows)
+
     def kept_tokens(self) -> np.ndarray:
         """``(num_layers, 2)``: visual tokens entering attention and MLP of each layer."""
         return self.plan.kept_tokens()

@@ -18,16 +18,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from focus_jax.concentration.sic import compiler_options
 from focus_jax.config import FocusConfig, VisualGeometry
 from focus_jax.errors import InputError
+from focus_jax.models import generation
 from focus_jax.models.focus_hooks import FocusPlan, check_arithmetic
-from focus_jax.models.llava_onevision.model import _bucket, _compiler_options, _decode_jit
+from focus_jax.models.generation import QUERY_BUCKET, Sampling, bucket
 from focus_jax.models.llava_onevision.trace import ModelTrace
 from focus_jax.models.qwen2_5_vl import modeling
 from focus_jax.models.qwen2_5_vl import params as qwen_params
 from focus_jax.models.qwen2_5_vl.modeling import Qwen2_5_VLConfig
 
 __all__ = ["Qwen2_5_VL", "from_pretrained"]
+
+
+_NO_TRACE = "return_trace needs a Focus model (focus=FocusConfig(...)) and a visual prompt"
 
 
 def _grids(grid_thw) -> tuple[tuple[int, int, int], ...] | None:
@@ -106,9 +111,14 @@ class Qwen2_5_VL:
         cfg = self.config
         grids = (image_grid_thw or ()) + (video_grid_thw or ())
         visual = ((ids == cfg.image_token_id) | (ids == cfg.video_token_id)) & (mask > 0)
-        if len(grids) != b or len(set(grids)) != 1:
+        if len(grids) != b:
             raise InputError(
-                f"Focus needs one image or video per prompt, all with the same grid; got grids {grids} for {b} prompts"
+                f"Focus needs one image or video per prompt: got {len(grids)} visual items for {b} prompts"
+            )
+        if len(set(grids)) != 1:  # one static geometry per compiled prefill (FocusPlan)
+            raise InputError(
+                f"Focus needs the same grid (t, h, w) for every prompt of a batch, got {list(grids)}: "
+                "batch prompts by grid or run them one at a time"
             )
         n = cfg.token_count(grids[0])
         start = np.argmax(visual, axis=1)
@@ -120,7 +130,7 @@ class Qwen2_5_VL:
         geom = VisualGeometry(*cfg.merged_grid(grids[0]))
         query = ids.shape[1] - (start + n)
         plan = FocusPlan(
-            self.focus, geom, cfg.text.num_layers, _bucket(int(query.max()), 16), self.focus_arithmetic,
+            self.focus, geom, cfg.text.num_layers, bucket(int(query.max()), QUERY_BUCKET), self.focus_arithmetic,
             self.focus_capture,
         )
         return plan, start.astype(np.int32), (mask > 0).sum(axis=1) - n
@@ -212,8 +222,8 @@ class Qwen2_5_VL:
             second_per_grid_ts,
         )
         if return_trace and static["plan"] is None:
-            raise InputError("return_trace needs a Focus model (focus=FocusConfig(...)) and a visual prompt")
-        logits, rows, records = _forward_jit(
+            raise InputError(_NO_TRACE)
+        logits, rows, records, _ = _forward_jit(
             self.params, **arrays, cfg=self.config, **static, return_records=return_trace, logits_to_keep=logits_to_keep
         )
         if not return_trace:
@@ -239,60 +249,50 @@ class Qwen2_5_VL:
         eos_token_id=None,
         pad_token_id: int | None = None,
         seq_bucket: int = 64,
-    ) -> np.ndarray:
+        return_trace: bool = False,
+    ):
         """Autoregressive generation with a KV cache: one jitted prefill (with Focus if
-        configured), then a jitted ``lax.while_loop`` of decode steps (``LlavaOnevision``'s).
+        configured), then ``focus_jax.models.generation.decode`` (a jitted
+        ``lax.while_loop`` of decode steps, M-RoPE positions continued from the prompt's).
 
         Args:
             input_ids ... second_per_grid_ts: as ``forward``.
             max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id,
-                pad_token_id, seq_bucket: as ``LlavaOnevision.generate`` (prompts are
-                left-padded to a multiple of ``seq_bucket``).
+                pad_token_id: ``generation.Sampling.from_arguments``.
+            seq_bucket: prompts are left-padded to a multiple of this length (the batch is
+                not padded: its items' patch rows are packed).
+            return_trace: also return the Focus ``ModelTrace`` of the prompts, recorded by
+                the same compiled prefill that fills the KV cache (no second prefill); as
+                ``forward(..., return_trace=True)``'s, its ``rows`` index the caller's
+                ``input_ids``.
 
         Returns:
-            ``(B, max_new_tokens)`` int32 numpy array of new tokens.
+            ``(B, max_new_tokens)`` int32 numpy array of new tokens, or ``(tokens, trace)``.
 
         Raises:
-            InputError: bad sampling parameters or inputs.
+            InputError: bad sampling parameters or inputs, prompt + ``max_new_tokens``
+                beyond ``max_position_embeddings``, or a trace requested without Focus.
         """
-        if not max_new_tokens >= 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if do_sample and not (temperature > 0 and 0 < top_p <= 1):
-            raise InputError(f"sampling needs temperature > 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        text = self.config.text
-        eos = text.eos_token_id if eos_token_id is None else tuple(np.atleast_1d(eos_token_id).tolist())
-        pad = (
-            pad_token_id
-            if pad_token_id is not None
-            else (text.pad_token_id if text.pad_token_id is not None else (eos[0] if eos else 0))
+        cfg = self.config
+        sampling = Sampling.from_arguments(
+            cfg.text, max_new_tokens, do_sample, temperature, top_p, seed, eos_token_id, pad_token_id
         )
-        ids = np.asarray(input_ids)
-        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-        s = ids.shape[1]
-        s_pad = _bucket(s, seq_bucket)
-        ids = np.pad(ids, ((0, 0), (s_pad - s, 0)), constant_values=pad)
-        mask = np.pad(mask, ((0, 0), (s_pad - s, 0)))
-        arrays, static, next_pos, _ = self._inputs(
+        generation.check_context(input_ids, attention_mask, cfg.video_token_id, max_new_tokens,
+                                 cfg.text.max_position_embeddings)  # fmt: skip
+        ids, mask = generation.left_pad(input_ids, attention_mask, sampling.pad, seq_bucket)
+        arrays, static, next_pos, text_tokens = self._inputs(
             ids, mask, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts
         )
-        capacity = _bucket(max_new_tokens, 32)
-        last_logits, caches = _prefill_jit(self.params, **arrays, cfg=self.config, **static, cache_extra=capacity)
-        tokens = _decode_jit(
-            self.params,
-            caches,
-            last_logits,
-            jnp.asarray(next_pos),
-            jax.random.key(seed),
-            jnp.float32(temperature),
-            jnp.float32(top_p),
-            jnp.int32(max_new_tokens),
-            cfg=text,
-            capacity=capacity,
-            do_sample=do_sample,
-            eos=eos,
-            pad=int(pad),
+        if return_trace and static["plan"] is None:
+            raise InputError(_NO_TRACE)
+        last_logits, caches, rows, records = _prefill_jit(
+            self.params, **arrays, cfg=cfg, **static, cache_extra=sampling.capacity, return_records=return_trace
         )
-        return np.asarray(tokens)[:, :max_new_tokens]
+        tokens = generation.decode(self.params["language"], cfg.text, caches, last_logits, next_pos, sampling)
+        if not return_trace:
+            return tokens
+        trace = ModelTrace.from_records(records, static["plan"], cfg.text, text_tokens, rows)
+        return tokens, trace.without_padding(len(tokens), ids.shape[1] - np.shape(input_ids)[1])
 
 
 # ---------------------------------------------------------------------- jitted bodies
@@ -323,16 +323,24 @@ def _forward(
     )
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
+@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _forward_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    """Logits, kept rows, SIC records and, when tracing, the KV caches of one prefill.
+
+    A traced forward returns the caches (the caller drops them) so that XLA compiles the
+    layers as in ``_prefill_jit``, whose caches feed decoding: the two programs then take
+    bit-identical SIC decisions and ``generate``'s trace equals ``forward``'s (as
+    ``LlavaOnevision``'s ``_forward_jit``).
+    """
     logits, out = _forward(
         params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static
     )
-    return logits, out.rows, out.records
+    return logits, out.rows, out.records, out.caches if static["return_records"] else ()
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=_compiler_options())
+@functools.partial(jax.jit, static_argnames=_STATIC, compiler_options=compiler_options())
 def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_values, pixel_values_videos, **static):
+    """Prefill for ``generate``: last-row logits, KV caches, kept rows and (``return_records``) SIC records."""
     logits, out = _forward(
         params,
         input_ids,
@@ -341,11 +349,10 @@ def _prefill_jit(params, input_ids, key_valid, positions, visual_start, pixel_va
         visual_start,
         pixel_values,
         pixel_values_videos,
-        return_records=False,
         logits_to_keep=1,
         **static,
     )
-    return logits[:, 0].astype(jnp.float32), out.caches
+    return logits[:, 0].astype(jnp.float32), out.caches, out.rows, out.records
 
 
 def from_pretrained(path: str | Path, focus: FocusConfig | None = None, dtype=jnp.float32) -> Qwen2_5_VL:

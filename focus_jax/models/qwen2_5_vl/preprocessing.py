@@ -3,7 +3,7 @@
 Images match transformers' ``Qwen2VLImageProcessorPil`` exactly: ``smart_resize`` to
 multiples of ``patch_size * merge_size`` (28) with the pixel count within
 ``[min_pixels, max_pixels]``, a PIL resize of the uint8 image (bicubic), rescale and
-normalise (``llava_onevision.preprocessing``'s, the same PIL backend), then the patch
+normalise (``focus_jax.models.pixels``, the same PIL backend), then the patch
 rows: ``(h/14 * w/14, C * T * 14 * 14)`` in 2x2 merge-block order, each frame repeated
 ``temporal_patch_size`` times; ``grid_thw = (1, h/14, w/14)``.
 
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from focus_jax.errors import InputError
-from focus_jax.models.llava_onevision.preprocessing import _as_uint8_hwc, _normalise, _resize
+from focus_jax.models.pixels import as_uint8_rgb, normalise, resize
 
 __all__ = [
     "ProcessorConfig",
@@ -76,23 +76,21 @@ class ProcessorConfig:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ProcessorConfig:
-        """Settings from ``directory/preprocessor_config.json``, defaults if there is none.
+        """Settings from ``directory/preprocessor_config.json`` and the video limits from
+        ``video_preprocessor_config.json`` (transformers' video processor file), defaults
+        for a file or field that is absent.
 
         Raises:
-            InputError: the file is not valid JSON.
+            InputError: a file is not valid JSON.
         """
-        path = Path(directory) / "preprocessor_config.json"
-        if not path.is_file():
-            return cls()
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} is not valid JSON ({exc})") from None
-        size = d.get("size") or {}
+        d = _json_object(Path(directory) / "preprocessor_config.json")
+        video = _json_object(Path(directory) / "video_preprocessor_config.json")
         default = cls()
         return cls(
-            min_pixels=int(d.get("min_pixels", size.get("shortest_edge", default.min_pixels))),
-            max_pixels=int(d.get("max_pixels", size.get("longest_edge", default.max_pixels))),
+            min_pixels=_pixel_limit(d, "min_pixels", "shortest_edge", default.min_pixels),
+            max_pixels=_pixel_limit(d, "max_pixels", "longest_edge", default.max_pixels),
+            video_min_pixels=_pixel_limit(video, "min_pixels", "shortest_edge", default.video_min_pixels),
+            video_max_pixels=_pixel_limit(video, "max_pixels", "longest_edge", default.video_max_pixels),
             patch_size=int(d.get("patch_size", default.patch_size)),
             temporal_patch_size=int(d.get("temporal_patch_size", default.temporal_patch_size)),
             merge_size=int(d.get("merge_size", default.merge_size)),
@@ -101,6 +99,25 @@ class ProcessorConfig:
             rescale_factor=float(d.get("rescale_factor", default.rescale_factor)),
             resample=int(d.get("resample", default.resample)),
         )
+
+
+def _json_object(path: Path) -> dict:
+    """The JSON object in ``path``, ``{}`` if there is no such file.
+
+    Raises:
+        InputError: not valid JSON.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc})") from None
+
+
+def _pixel_limit(d: dict, key: str, edge: str, default: int) -> int:
+    """A pixel-count limit: ``d[key]`` (transformers 4), else ``d["size"][edge]`` (5), else ``default``."""
+    return int(d.get(key, (d.get("size") or {}).get(edge, default)))
 
 
 def smart_resize(
@@ -146,11 +163,11 @@ def preprocess_images(images, cfg: ProcessorConfig = ProcessorConfig()) -> tuple
     rows, grids = [], []
     for image in images:
         try:
-            array = _as_uint8_hwc(image)
+            array = as_uint8_rgb(image)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         h, w = smart_resize(*array.shape[:2], cfg.factor, cfg.min_pixels, cfg.max_pixels)
-        frame = _normalise(_resize(array, h, w, cfg.resample), cfg)
+        frame = normalise(resize(array, h, w, cfg.resample), cfg)
         patches, grid = _patch_rows(np.repeat(frame[None], cfg.temporal_patch_size, axis=0), cfg)
         rows.append(patches)
         grids.append(grid)
@@ -170,7 +187,7 @@ def preprocess_video(frames, cfg: ProcessorConfig = ProcessorConfig()) -> tuple[
             f"video frames must be uint8 of shape (frames, height, width, 3), got {frames.dtype} {frames.shape}"
         )
     h, w = smart_resize(*frames.shape[1:3], cfg.factor, cfg.video_min_pixels, cfg.video_max_pixels)
-    out = np.stack([_normalise(_resize(f, h, w, cfg.resample), cfg) for f in frames])
+    out = np.stack([normalise(resize(f, h, w, cfg.resample), cfg) for f in frames])
     if pad := -len(out) % cfg.temporal_patch_size:
         out = np.concatenate([out, np.repeat(out[-1:], pad, axis=0)])
     patches, grid = _patch_rows(out, cfg)
