@@ -142,6 +142,38 @@ def test_tuner_moves_sec_onto_a_candidate_layer(evaluator):
     assert result.trajectory[-1]["focus"]["sec_layers"][0] in (1, 2)
 
 
+def test_cli_model_path_json_and_design_round_trip(tmp_path):
+    """``focus-jax tune`` on the demo model (2 questions, 2 steps): the --json fields, the design
+    file it writes, and that file accepted by ``simulate --design`` and ``run --focus-config``."""
+    from typer.testing import CliRunner
+
+    from focus_jax.cli import app
+    from focus_jax.design import Design
+
+    out = tmp_path / "design.json"
+    args = ["tune", "--calibration", "2", "--steps", "2", "--lambda", "1", "--no-baselines", "--json"]
+    args += ["--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"evaluations", "grid_evaluations", "random_evaluations", "tuned", "baseline", "design"} <= set(report)
+    for part in ("tuned", "baseline"):
+        assert {"accuracy", "latency_s", "energy_mJ", "edp"} <= set(report[part])
+    design = Design.load(out)
+    assert design.focus.to_dict() == report["tuned"]["focus"]
+    assert [design.hardware.m_tile, design.hardware.scatter_vectors, design.hardware.gather_block] == report["tuned"][
+        "design"
+    ]
+    assert design.hardware.gather_block == 8  # MODEL_SPACE holds the paper's gather block
+    priced = CliRunner().invoke(
+        app, ["simulate", "--design", str(out), "--seq-len", "1000", "--sparsity", "0.4", "--json"]
+    )
+    assert priced.exit_code == 0, priced.output
+    assert json.loads(priced.stdout)["accelerator"] == "focus"
+    ran = CliRunner().invoke(app, ["run", "--demo", "--focus-config", str(out), "--max-new-tokens", "2"])
+    assert ran.exit_code == 0, ran.output
+
+
 CHECK = textwrap.dedent(
     """
     import json

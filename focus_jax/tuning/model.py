@@ -56,6 +56,8 @@ CALIBRATION_SEED = 2_000_003
 #: for nothing (on the demo model that alone cuts the modeled latency by 60 %).
 MODEL_SPACE = HardwareSpace(m_tile=(32, 1024), scatter_vectors=(1, 6), gather_block=(8, 8))
 PAPER_DESIGN = (1024, 2, 8)
+#: Compiled exact models (one per SEC schedule) an evaluator holds before it drops them all.
+MAX_COMPILED_SCHEDULES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +243,12 @@ class ModelEvaluator:
         # the threshold travels in the knobs (traced): one compile per SEC schedule, not per threshold
         static = cfg.replace(similarity_threshold=1.0)
         if static not in self._models:
+            if len(self._models) >= MAX_COMPILED_SCHEDULES:
+                # each SEC schedule is its own compiled prefill, and a grid over SEC placements
+                # compiles dozens: XLA's CPU executables hold memory maps until the jit caches
+                # drop them, and the process ran out of them (vm.max_map_count) at ~30
+                self._models.clear()
+                jax.clear_caches()
             self._models[static] = self.model.with_focus(static)
         knobs = FocusKnobs.from_config(cfg, self.model.config.text.num_layers)
         logits, traces = [], []
