@@ -163,8 +163,8 @@ def main() -> None:
     parser.add_argument("--no-hardware", action="store_true", help="skip the hardware-only part")
     parser.add_argument("--calibration", type=int, default=64)
     parser.add_argument("--held-out", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     figures = {}

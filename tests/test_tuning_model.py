@@ -80,6 +80,100 @@ def test_short_tune_run_lowers_the_cost_term(evaluator):
     assert all(np.isfinite(e["loss"]) for e in result.trajectory)
 
 
+def test_sec_placement_is_a_running_minimum_in_whole_tokens():
+    from focus_jax.config import FocusConfig
+    from focus_jax.tuning.model import sec_placement
+
+    # 1.0 = no SEC; a ratio at or above the running minimum prunes nothing and is dropped
+    assert sec_placement((1, 2, 3), (1.0, 1.0, 0.25)) == ((3,), (0.25,))
+    assert sec_placement((1, 2, 3), (0.5, 0.75, 0.25)) == ((1, 3), (0.5, 0.25))
+    assert sec_placement((1, 2), (1.0, 1.0)) == ((), ())
+    for n in (7, 49, 127, 511):
+        rng = np.random.default_rng(n)
+        for _ in range(50):
+            keeps = rng.uniform(0.0, 1.0, 3)
+            layers, alphas = sec_placement((1, 2, 3), keeps, n)
+            cfg = FocusConfig(sec_layers=layers, sec_alphas=alphas)
+            kept, expected = n, n
+            for layer, keep in zip((1, 2, 3), keeps):
+                kept = cfg.kept_visual_tokens(n, layer, kept)
+                expected = min(expected, max(1, round(keep * n)))  # numpy-free reference: whole tokens, running min
+                assert kept == expected
+
+
+def test_spread_schedule_keeps_the_exact_path(evaluator):
+    from focus_jax.tuning.focus_tuner import sec_candidates, spread_schedule
+
+    shipped = evaluator.model.focus
+    layers = sec_candidates(shipped, evaluator.model.config.text.num_layers)
+    assert layers == (1, 2, 3)
+    spread = spread_schedule(shipped, layers)
+    assert spread.sec_layers == layers and spread.sec_alphas[:2] == (1.0, 1.0)
+    batch = evaluator.calibration.batches[0]
+    args = dict(pixel_values_videos=batch["pixel_values_videos"], attention_mask=batch["attention_mask"])
+    a = np.asarray(evaluator.model.forward(batch["input_ids"], **args))
+    b = np.asarray(evaluator.model.with_focus(spread).forward(batch["input_ids"], **args))
+    # the same tokens everywhere; only the kept-token SIC path after layer 1's SEC sums in
+    # another order (measured 8.6e-6)
+    np.testing.assert_allclose(a, b, atol=5e-5, rtol=0)
+    np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))
+
+
+def test_grid_places_sec_over_the_tuners_layers():
+    from focus_jax.config import FocusConfig
+    from focus_jax.tuning.model import grid_configs
+
+    base = FocusConfig(similarity_threshold=0.975, sec_layers=(3,), sec_alphas=(0.25,))
+    grid = grid_configs(base, (0.9, 0.975), (0.25, 0.5, 1.0), sec_layers=(1, 2, 3))
+    # non-increasing triples of 3 values: C(5, 3) = 10 schedules, each a distinct configuration
+    assert len(grid) == 2 * 10 and len(set(grid)) == len(grid)
+    assert base in grid and base.replace(sec_layers=(), sec_alphas=()) in grid
+    assert base.replace(sec_layers=(1, 2, 3), sec_alphas=(0.5, 0.25, 0.25)) not in grid  # layer 3 prunes nothing
+    assert base.replace(sec_layers=(1, 2), sec_alphas=(0.5, 0.25)) in grid
+
+
+def test_tuner_moves_sec_onto_a_candidate_layer(evaluator):
+    from focus_jax.tuning.focus_tuner import tune_focus
+
+    result = tune_focus(evaluator, "latency", lam=5.0, steps=2, round_every=2, learning_rate=0.1)
+    keep = np.asarray(result.trajectory[-1]["keep"])
+    # layers 1 and 2 start two tokens below "no SEC"; the latency term pulls them further down
+    assert keep.shape == (3,) and keep[0] < 0.9 and keep[1] < 0.9
+    assert result.trajectory[-1]["focus"]["sec_layers"][0] in (1, 2)
+
+
+def test_cli_model_path_json_and_design_round_trip(tmp_path):
+    """``focus-jax tune`` on the demo model (2 questions, 2 steps): the --json fields, the design
+    file it writes, and that file accepted by ``simulate --design`` and ``run --focus-config``."""
+    from typer.testing import CliRunner
+
+    from focus_jax.cli import app
+    from focus_jax.design import Design
+
+    out = tmp_path / "design.json"
+    args = ["tune", "--calibration", "2", "--steps", "2", "--lambda", "1", "--no-baselines", "--json"]
+    args += ["--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"evaluations", "grid_evaluations", "random_evaluations", "tuned", "baseline", "design"} <= set(report)
+    for part in ("tuned", "baseline"):
+        assert {"accuracy", "latency_s", "energy_mJ", "edp"} <= set(report[part])
+    design = Design.load(out)
+    assert design.focus.to_dict() == report["tuned"]["focus"]
+    assert [design.hardware.m_tile, design.hardware.scatter_vectors, design.hardware.gather_block] == report["tuned"][
+        "design"
+    ]
+    assert design.hardware.gather_block == 8  # MODEL_SPACE holds the paper's gather block
+    priced = CliRunner().invoke(
+        app, ["simulate", "--design", str(out), "--seq-len", "1000", "--sparsity", "0.4", "--json"]
+    )
+    assert priced.exit_code == 0, priced.output
+    assert json.loads(priced.stdout)["accelerator"] == "focus"
+    ran = CliRunner().invoke(app, ["run", "--demo", "--focus-config", str(out), "--max-new-tokens", "2"])
+    assert ran.exit_code == 0, ran.output
+
+
 CHECK = textwrap.dedent(
     """
     import json

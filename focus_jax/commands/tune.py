@@ -30,7 +30,9 @@ def tune(
         None, "--sparsity", help="Hardware-only: similar-vector fraction instead of the DSE."
     ),
     objective: str = typer.Option("edp", "--objective", help="latency, energy or edp."),
-    steps: int = typer.Option(24, "--steps", help="Gradient steps (per descended candidate)."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Gradient steps (hardware-only: per descended candidate, default 24; model: 10)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed (random-search baseline)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the grid and random searches."),
     lambdas: list[float] = typer.Option(  # noqa: B008
@@ -47,6 +49,7 @@ def tune(
 
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    steps = (24 if hardware_only else 10) if steps is None else steps
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     if hardware_only:

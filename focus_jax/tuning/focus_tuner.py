@@ -12,9 +12,15 @@ prompt's workload is ``costmodel.Workload.from_trace`` of it and the cost is
 ``TunableFocus`` thresholds and keep ratios through the model and the cost model, and into
 the ``TunableHardware`` coordinates through the cost model. Adam (``nnx.Optimizer``).
 
+SEC placement is tuned with the keep ratios: every candidate layer (default every decoder
+layer but the first) carries a keep ratio, 1.0 meaning "no SEC here", and the relaxed SEC
+prunes softly wherever a ratio drops below the running minimum (``sec_placement``). The
+start is the model's shipped schedule spread over the candidate layers, so it prices and
+scores exactly as shipped.
+
 Every ``round_every`` steps and at the end the knobs are rounded to a ``FocusConfig``
 (``FocusKnobs.to_config``: one global threshold, rounded to ``THRESHOLD_STEP``; keep ratios
-to whole tokens), evaluated exactly (``ModelEvaluator``: one model evaluation, its
+to whole tokens, placed by ``sec_placement``), evaluated exactly (``ModelEvaluator``: one model evaluation, its
 hardware re-tuned for the exact workload), and the search continues from the rounded
 point (DOSA). Early stopping: ``patience`` roundings without a better exact objective.
 """
@@ -34,9 +40,9 @@ import costmodel as cm
 from focus_jax.config import FocusConfig
 from focus_jax.tuning.hardware import adam, objective_value
 from focus_jax.tuning.knobs import TunableFocus, TunableHardware
-from focus_jax.tuning.model import MODEL_SPACE, ModelEvaluator, ModelPoint, search_objective
+from focus_jax.tuning.model import ModelEvaluator, ModelPoint, search_objective, sec_placement
 
-__all__ = ["THRESHOLD_STEP", "FocusTuneResult", "round_config", "tune_focus"]
+__all__ = ["THRESHOLD_STEP", "FocusTuneResult", "round_config", "sec_candidates", "spread_schedule", "tune_focus"]
 
 #: Resolution of a rounded threshold.
 THRESHOLD_STEP = 1e-3
@@ -72,16 +78,60 @@ class FocusTuneResult:
     wall_s: float
 
 
-def round_config(base: FocusConfig, thresholds, keep, visual_tokens: int) -> FocusConfig:
+def sec_candidates(cfg: FocusConfig, num_layers: int, layers=None) -> tuple[int, ...]:
+    """The layers the tuner may place SEC at: ``layers`` (default every layer from 1 to
+    ``num_layers - 1``; the paper never prunes after the first layer) plus ``cfg``'s own SEC layers.
+
+    Raises:
+        ValueError: a layer outside ``[0, num_layers)``.
+    """
+    chosen = set(range(1, num_layers) if layers is None else (int(x) for x in layers)) | set(cfg.sec_layers)
+    if any(not 0 <= x < num_layers for x in chosen):
+        raise ValueError(f"SEC candidate layers must lie in [0, {num_layers}), got {sorted(chosen)}")
+    return tuple(sorted(chosen))
+
+
+def spread_schedule(cfg: FocusConfig, layers: tuple[int, ...]) -> FocusConfig:
+    """``cfg`` with its SEC schedule spread over ``layers`` (a superset of ``cfg.sec_layers``):
+    each layer's ratio is the one in effect there (1.0 before the first SEC layer), so the
+    exact path keeps the same tokens everywhere (an SEC layer keeping ``int(N * alpha)`` >= the
+    kept tokens keeps them all)."""
+    alphas, current = [], 1.0
+    own = dict(zip(cfg.sec_layers, cfg.sec_alphas))
+    for layer in layers:
+        current = min(current, own.get(layer, current))
+        alphas.append(current)
+    return cfg.replace(sec_layers=tuple(layers), sec_alphas=tuple(alphas))
+
+
+def round_config(base: FocusConfig, thresholds, keep, visual_tokens: int, layers=None) -> FocusConfig:
     """Concrete knobs -> the nearest ``FocusConfig`` the exact path and the design file hold.
 
     One global threshold (the mean, ``FocusKnobs.to_config``'s rule) rounded to
-    ``THRESHOLD_STEP``; each keep ratio to a whole number of tokens of ``visual_tokens``.
+    ``THRESHOLD_STEP``; each keep ratio to a whole number of tokens of ``visual_tokens``, at
+    ``layers`` (default ``base.sec_layers``; one ratio each), placed by ``sec_placement``.
     """
     thr = float(np.clip(np.round(np.mean(np.asarray(thresholds, np.float64)) / THRESHOLD_STEP) * THRESHOLD_STEP, -1, 1))
-    n = max(1, int(visual_tokens))
-    alphas = tuple(float(min(1.0, max(1, round(float(a) * n)) / n)) for a in np.asarray(keep, np.float64).reshape(-1))
-    return base.replace(similarity_threshold=round(thr, 6), sec_alphas=alphas)
+    sec_layers, alphas = sec_placement(base.sec_layers if layers is None else layers, keep, visual_tokens)
+    return base.replace(similarity_threshold=round(thr, 6), sec_layers=sec_layers, sec_alphas=alphas)
+
+
+def _at_the_edge(spread: FocusConfig, visual_tokens: int, keep_bounds) -> FocusConfig:
+    """``spread`` with every candidate layer that prunes nothing moved to prune two tokens.
+
+    A layer at its running ratio sits where the relaxed SEC's soft top-k keeps every token
+    with weight ~1 (``soft_top_k``'s boundary lies below the least important token): its
+    keep ratio gets no gradient and would never move. Two tokens below, the boundary lies
+    among real importances, so the gradient says whether pruning there pays; rounding
+    (``sec_placement``, whole tokens) still gives the unpruned schedule if the search
+    leaves it there.
+    """
+    edge = 2.0 / max(1, int(visual_tokens))
+    alphas, previous = [], 1.0
+    for a in spread.sec_alphas:
+        alphas.append(float(max(keep_bounds[0], a - edge)) if a >= previous else a)
+        previous = a
+    return spread.replace(sec_alphas=tuple(alphas))
 
 
 @functools.cache
@@ -102,14 +152,15 @@ def tune_focus(
     lam: float = 1.0,
     reference: float | None = None,
     *,
-    steps: int = 20,
-    learning_rate: float = 0.1,
+    steps: int = 10,
+    learning_rate: float = 0.05,
     temperature: float = 0.05,
     granularity: str = "global",
     round_every: int = 5,
     patience: int = 2,
     threshold_bounds=(0.85, 1.0),
     keep_bounds=(0.02, 1.0),
+    sec_layers=None,
     on_step=None,
 ) -> FocusTuneResult:
     """Co-tune the Focus knobs and the accelerator of ``evaluator.model`` (see the module docstring).
@@ -120,6 +171,8 @@ def tune_focus(
             its exact cost on its tuned design).
         steps, learning_rate, temperature, granularity, round_every, patience: search settings.
         threshold_bounds, keep_bounds: bounds of the knobs.
+        sec_layers: candidate SEC layers (``sec_candidates``; default every layer but the
+            first); ``evaluator.model.focus.sec_layers`` keeps the shipped placement.
         on_step: called with each trajectory entry.
 
     Raises:
@@ -137,17 +190,22 @@ def tune_focus(
     spent_before = evaluator.evaluations
     start_point = evaluator.evaluate(base)
     reference = start_point.cost(objective) if reference is None else reference
+    num_layers = model.config.text.num_layers
+    layers = sec_candidates(base, num_layers, sec_layers)
+    visual_tokens = (
+        model.config.video_token_count(calib.batches[0]["pixel_values_videos"].shape[1]) - 1
+    )  # grid, no newline
+    spread = spread_schedule(base, layers)
+    relaxed_model = model.with_focus(spread)  # SEC hooks at every candidate layer
     tun = Tunables(
-        TunableFocus(base, model.config.text.num_layers, granularity, threshold_bounds, keep_bounds),
-        TunableHardware(MODEL_SPACE, start_point.design),
+        TunableFocus(spread, num_layers, granularity, threshold_bounds, keep_bounds),
+        TunableHardware(evaluator.space, start_point.design),
     )
+    tun.focus.set(_at_the_edge(spread, visual_tokens, keep_bounds))
     optimizer = nnx.Optimizer(tun, adam(float(learning_rate)), wrt=nnx.Param)
     base_hw = cm.focus()
     costs = _prompt_costs(objective, float(temperature))
     n = len(calib.answers)
-    visual_tokens = (
-        model.config.video_token_count(calib.batches[0]["pixel_values_videos"].shape[1]) - 1
-    )  # grid, no newline
     relaxed_steps = 0
     best, best_score = start_point, search_objective(start_point, objective, lam, reference)
     since_best, stopped, trajectory = 0, False, []
@@ -157,7 +215,7 @@ def tune_focus(
         hw = t.hardware(base_hw)
         kl, times, energies, row = 0.0, [], [], 0
         for batch in calib.batches:
-            logits, trace = model.forward(
+            logits, trace = relaxed_model.forward(
                 batch["input_ids"],
                 pixel_values_videos=batch["pixel_values_videos"],
                 attention_mask=batch["attention_mask"],
@@ -190,6 +248,7 @@ def tune_focus(
         (value, (kl, time_s, energy)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(tun)
         optimizer.update(tun, grads)
         tun.hardware.clip()
+        tun.focus.clip()
         relaxed_steps += 1
         entry = {
             "step": step,
@@ -201,7 +260,7 @@ def tune_focus(
             "keep": [float(k) for k in tun.focus.keep()],
         }
         if (step + 1) % round_every == 0 or step == steps - 1:
-            cfg = round_config(base, tun.focus.thresholds(), tun.focus.keep(), visual_tokens)
+            cfg = round_config(base, tun.focus.thresholds(), tun.focus.keep(), visual_tokens, layers)
             point = evaluator.evaluate(cfg)
             score = search_objective(point, objective, lam, reference)
             entry |= {"exact": score, "accuracy": point.accuracy, "focus": cfg.to_dict(), "design": list(point.design)}
@@ -209,7 +268,7 @@ def tune_focus(
                 best, best_score, since_best = point, score, 0
             else:
                 since_best += 1
-            tun.focus.set(cfg)  # DOSA: continue from the rounded point
+            tun.focus.set(_at_the_edge(spread_schedule(cfg, layers), visual_tokens, keep_bounds))  # DOSA
             tun.hardware.set(point.design)
         trajectory.append(entry)
         if on_step is not None:

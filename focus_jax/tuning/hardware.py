@@ -162,9 +162,7 @@ def _relaxed_step(objective: str, temperature: float, learning_rate: float):
             r = cm.evaluate(m(base), wl, mode="relaxed", temperature=temperature)
             return jnp.log(objective_value(objective, r.time_s, r.energy_total_mJ))
 
-        value = train_step(optimizer, module, loss)
-        module.clip()
-        return value
+        return train_step(optimizer, module, loss)  # projected: clips the module into its bounds
 
     return step
 

@@ -5,12 +5,15 @@
   log2 gather_block)`` inside a ``HardwareSpace``'s bounds; calling it on a base
   ``costmodel.Hardware`` gives that design with the (traced) fields set.
 - ``TunableFocus``: the SIC similarity thresholds (one global value, one per layer, or one
-  per layer and GEMM input, ``GEMM_NAMES`` order) and the SEC keep ratios as ``nnx.Param``
-  logits mapped into their bounds by a sigmoid (so every step stays valid); calling it
-  gives ``{"similarity_threshold": (L, 5), "sec_keep": (n_sec,)}``, the fields of the
-  model's ``FocusKnobs``.
+  per layer and GEMM input, ``GEMM_NAMES`` order) as ``nnx.Param`` logits mapped into their
+  bounds by a sigmoid, and the SEC keep ratios as an ``nnx.Param`` of the ratios themselves,
+  projected back into their bounds after every step (a keep ratio of 1.0, "no SEC at this
+  layer", is where the tuner starts candidate layers; a sigmoid there would saturate and
+  hold it); calling it gives ``{"similarity_threshold": (L, 5), "sec_keep": (n_sec,)}``, the
+  fields of the model's ``FocusKnobs``.
 
-``train_step`` is one optax step of an ``nnx.Optimizer`` on any scalar loss of the modules.
+``train_step`` is one projected optax step of an ``nnx.Optimizer`` on any scalar loss of the
+modules (every module with a ``clip`` method is projected into its bounds after the update).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class TunableHardware(nnx.Module):
 
 
 class TunableFocus(nnx.Module):
-    """SIC thresholds and SEC keep ratios as bounded ``nnx.Param`` s.
+    """SIC thresholds (sigmoid logits) and SEC keep ratios (projected values) as bounded ``nnx.Param`` s.
 
     Args:
         cfg: the starting ``FocusConfig`` (its threshold and SEC schedule).
@@ -104,8 +107,12 @@ class TunableFocus(nnx.Module):
         self.granularity = granularity
         self.threshold_bounds, self.keep_bounds = (float(tlo), float(thi)), (float(klo), float(khi))
         self.threshold_logit = nnx.Param(jnp.full(shape, _logit((thr - tlo) / (thi - tlo)), jnp.float32))
-        alphas = np.asarray(cfg.sec_alphas, np.float64)
-        self.keep_logit = nnx.Param(jnp.asarray(_logit((alphas - klo) / (khi - klo)), jnp.float32).reshape(-1))
+        self.keep_ratio = nnx.Param(jnp.asarray(cfg.sec_alphas, jnp.float32).reshape(-1))
+
+    def clip(self) -> None:
+        """Project the keep ratios back into their bounds (after an optimiser step)."""
+        lo, hi = self.keep_bounds
+        self.keep_ratio[...] = jnp.clip(self.keep_ratio[...], lo, hi)
 
     def set(self, cfg: FocusConfig) -> None:
         """Move every threshold to ``cfg``'s and the keep ratios to its SEC alphas (clipped into the bounds)."""
@@ -115,7 +122,7 @@ class TunableFocus(nnx.Module):
             self.threshold_logit[...].shape, _logit((thr - tlo) / (thi - tlo)), jnp.float32
         )
         alphas = np.clip(np.asarray(cfg.sec_alphas, np.float64), klo, khi)
-        self.keep_logit[...] = jnp.asarray(_logit((alphas - klo) / (khi - klo)), jnp.float32).reshape(-1)
+        self.keep_ratio[...] = jnp.asarray(alphas, jnp.float32).reshape(-1)
 
     def thresholds(self) -> jax.Array:
         """``(L, 5)`` float32 thresholds."""
@@ -126,18 +133,22 @@ class TunableFocus(nnx.Module):
     def keep(self) -> jax.Array:
         """``(n_sec,)`` float32 SEC keep ratios."""
         lo, hi = self.keep_bounds
-        return lo + (hi - lo) * jax.nn.sigmoid(self.keep_logit[...])
+        return jnp.clip(self.keep_ratio[...], lo, hi)
 
     def __call__(self) -> dict:
         return {"similarity_threshold": self.thresholds(), "sec_keep": self.keep()}
 
 
 def train_step(optimizer: nnx.Optimizer, modules, loss_fn):
-    """One optimiser step: ``value, grads = nnx.value_and_grad(loss_fn)(modules)``, then update.
+    """One projected optimiser step: ``value, grads = nnx.value_and_grad(loss_fn)(modules)``,
+    the update, then ``clip()`` of every module that has one (bounded knobs stay valid).
 
     ``modules``: an ``nnx.Module`` (or a tuple of them, wrapped in ``nnx.List``) the
     ``optimizer`` was built for; ``loss_fn(modules) -> scalar``. Returns the loss value.
     """
     value, grads = nnx.value_and_grad(loss_fn)(modules)
     optimizer.update(modules, grads)
+    for _, module in nnx.iter_graph(modules):
+        if isinstance(module, nnx.Module) and callable(getattr(module, "clip", None)):
+            module.clip()
     return value

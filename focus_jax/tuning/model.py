@@ -44,13 +44,20 @@ __all__ = [
     "ModelPoint",
     "grid_configs",
     "search_objective",
+    "sec_placement",
 ]
 
 #: Data seed of the calibration questions (training uses 0, held-out ``qa_eval.EVAL_SEED``).
 CALIBRATION_SEED = 2_000_003
-#: Accelerator fields searched for each Focus configuration (no model evaluations needed).
-MODEL_SPACE = HardwareSpace(m_tile=(32, 1024), scatter_vectors=(1, 6), gather_block=(1, 16))
+#: Accelerator fields searched for each Focus configuration (no model evaluations needed). The
+#: gather block stays at the paper's 8: the reference simulator ties it to the SIC block
+#: (``main.py`` sets it from the block's dimensions in the block-size DSE), and the cost model
+#: charges no area or power for a faster gather, so a free gather block would be driven to 1
+#: for nothing (on the demo model that alone cuts the modeled latency by 60 %).
+MODEL_SPACE = HardwareSpace(m_tile=(32, 1024), scatter_vectors=(1, 6), gather_block=(8, 8))
 PAPER_DESIGN = (1024, 2, 8)
+#: Compiled exact models (one per SEC schedule) an evaluator holds before it drops them all.
+MAX_COMPILED_SCHEDULES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +243,12 @@ class ModelEvaluator:
         # the threshold travels in the knobs (traced): one compile per SEC schedule, not per threshold
         static = cfg.replace(similarity_threshold=1.0)
         if static not in self._models:
+            if len(self._models) >= MAX_COMPILED_SCHEDULES:
+                # each SEC schedule is its own compiled prefill, and a grid over SEC placements
+                # compiles dozens: XLA's CPU executables hold memory maps until the jit caches
+                # drop them, and the process ran out of them (vm.max_map_count) at ~30
+                self._models.clear()
+                jax.clear_caches()
             self._models[static] = self.model.with_focus(static)
         knobs = FocusKnobs.from_config(cfg, self.model.config.text.num_layers)
         logits, traces = [], []
@@ -279,18 +292,68 @@ class ModelEvaluator:
         return ModelPoint(cfg, accuracy, ce, kl, on(PAPER_DESIGN), tuple(design), on(design), kept, similar)
 
 
-def grid_configs(base: FocusConfig, thresholds: Sequence[float], keeps: Sequence[float]) -> list[FocusConfig]:
-    """The full factorial grid: every global SIC threshold x every SEC keep ratio (applied to
-    the last SEC layer of ``base``; ``keeps`` ignored without SEC), in enumeration order.
+def sec_placement(layers: Sequence[int], keeps, visual_tokens: int | None = None) -> tuple[tuple, tuple]:
+    """Keep ratios at candidate SEC layers -> the SEC schedule a ``FocusConfig`` holds.
+
+    This is how the tuner places SEC: every candidate layer has a keep ratio, and 1.0
+    means "no SEC here". Ratios are relative to the original visual tokens (as
+    ``FocusConfig.sec_alphas``), so the effective ratio at a layer is the running minimum;
+    a layer whose effective ratio does not fall below the previous one's prunes nothing and
+    is dropped. With ``visual_tokens`` (``N``), each ratio is first rounded to a whole
+    number of tokens ``k / N`` (at least one), written so that the exact path's
+    ``int(N * alpha)`` gives back ``k``.
+
+    Args:
+        layers: strictly increasing candidate SEC layers; keeps: one ratio per layer.
+
+    Returns:
+        ``(sec_layers, sec_alphas)``, possibly empty.
+    """
+    out_layers, out_alphas, current = [], [], 1.0
+    n = None if visual_tokens is None else max(1, int(visual_tokens))
+    for layer, keep in zip(layers, np.asarray(keeps, np.float64).reshape(-1), strict=True):
+        a = float(np.clip(keep, 0.0, 1.0))
+        if n is not None:
+            k = max(1, int(round(a * n)))
+            a = k / n
+            while int(n * a) < k:  # k / N * N may land one ulp below k
+                a = float(np.nextafter(a, 2.0))
+        a = max(a, 1e-6)
+        if a < current:
+            out_layers.append(int(layer))
+            out_alphas.append(a)
+            current = a
+    return tuple(out_layers), tuple(out_alphas)
+
+
+def grid_configs(
+    base: FocusConfig, thresholds: Sequence[float], keeps: Sequence[float], sec_layers: Sequence[int] | None = None
+) -> list[FocusConfig]:
+    """The full factorial grid in enumeration order: every global SIC threshold x every SEC keep ratio.
+
+    Without ``sec_layers`` the keep ratio is that of the last SEC layer of ``base`` (``keeps``
+    ignored without SEC). With ``sec_layers`` (the tuner's candidate layers) every
+    non-increasing tuple of ``keeps`` over those layers, placed by ``sec_placement``: the
+    same space the tuner searches. Duplicate configurations are listed once.
 
     Raises:
         InputError: a threshold outside [-1, 1] or a keep ratio outside (0, 1].
     """
+    if sec_layers is not None:
+        ordered = sorted({float(k) for k in keeps}, reverse=True)
+        schedules = [
+            sec_placement(sec_layers, t) for t in itertools.combinations_with_replacement(ordered, len(sec_layers))
+        ]
+    elif base.sec_layers:
+        schedules = [(base.sec_layers, base.sec_alphas[:-1] + (float(k),)) for k in keeps]
+    else:
+        schedules = [(base.sec_layers, base.sec_alphas)]
     out = []
-    for thr, keep in itertools.product(thresholds, keeps if base.sec_layers else (None,)):
+    for thr, (layers, alphas) in itertools.product(thresholds, schedules):
         try:
-            alphas = base.sec_alphas if keep is None else base.sec_alphas[:-1] + (float(keep),)
-            out.append(base.replace(similarity_threshold=float(thr), sec_alphas=alphas))
+            cfg = base.replace(similarity_threshold=float(thr), sec_layers=layers, sec_alphas=alphas)
         except ValueError as exc:
-            raise InputError(f"grid point threshold {thr}, keep {keep}: {exc}") from None
+            raise InputError(f"grid point threshold {thr}, keep {list(alphas)}: {exc}") from None
+        if cfg not in out:
+            out.append(cfg)
     return out

@@ -72,12 +72,16 @@ def grid_and_random(
     seed: int = 0,
     thresholds: Sequence[float] = GRID_THRESHOLDS,
     keeps: Sequence[float] = GRID_KEEPS,
+    sec_layers: Sequence[int] | None = None,
 ) -> tuple[SearchRun, SearchRun]:
     """The full grid (every point, enumeration order) and a random search of ``random_budget``
     points drawn without replacement from the same grid (``seed``), both counted in model
     evaluations (a point the evaluator already holds costs the grid nothing twice).
+
+    ``sec_layers``: the tuner's candidate SEC layers, so that the grid places SEC over the
+    same layers (``grid_configs``); None: the keep ratio of ``base``'s last SEC layer only.
     """
-    configs = grid_configs(base, thresholds, keeps)
+    configs = grid_configs(base, thresholds, keeps, sec_layers)
     points = tuple(evaluator.evaluate(c) for c in configs)
     scores = tuple(search_objective(p, objective, lam, reference) for p in points)
     grid = SearchRun("grid", points, scores)
@@ -189,7 +193,7 @@ def run_model_search(
     """
     from focus_jax.design import Design, HardwareDesign
     from focus_jax.qa_eval import EVAL_SEED
-    from focus_jax.tuning.focus_tuner import tune_focus
+    from focus_jax.tuning.focus_tuner import sec_candidates, tune_focus
     from focus_jax.tuning.model import CalibrationSet
 
     shipped_cfg = model.focus
@@ -208,6 +212,8 @@ def run_model_search(
         "shipped": [(shipped.cost(objective), acc(shipped))],
         "paper schedule": [(paper.cost(objective), acc(paper))],
     }
+    options = dict(tuner_options or {})
+    layers = sec_candidates(shipped_cfg, model.config.text.num_layers, options.pop("sec_layers", None))
     runs = {}
     for lam in lambdas:
         tuned = tune_focus(
@@ -217,7 +223,8 @@ def run_model_search(
             reference,
             steps=steps,
             on_step=lambda e: on_eval and on_eval(cal.evaluations),
-            **(tuner_options or {}),
+            sec_layers=layers,
+            **options,
         )
         entry = {
             "evaluations": tuned.evaluations,
@@ -228,7 +235,7 @@ def run_model_search(
         }
         if baselines:
             grid, rand = grid_and_random(
-                cal, shipped_cfg, objective, lam, reference, tuned.evaluations, seed, thresholds, keeps
+                cal, shipped_cfg, objective, lam, reference, tuned.evaluations, seed, thresholds, keeps, layers
             )
             reaches = []
             for s in range(seed, seed + 10):
