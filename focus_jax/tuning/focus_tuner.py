@@ -39,7 +39,7 @@ from flax import nnx
 import costmodel as cm
 from focus_jax.config import FocusConfig
 from focus_jax.tuning.hardware import adam, objective_value
-from focus_jax.tuning.knobs import TunableFocus, TunableHardware
+from focus_jax.tuning.knobs import TunableFocus, TunableHardware, project
 from focus_jax.tuning.model import ModelEvaluator, ModelPoint, search_objective, sec_placement
 
 __all__ = ["THRESHOLD_STEP", "FocusTuneResult", "round_config", "sec_candidates", "spread_schedule", "tune_focus"]
@@ -247,8 +247,7 @@ def tune_focus(
     for step in range(steps):
         (value, (kl, time_s, energy)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(tun)
         optimizer.update(tun, grads)
-        tun.hardware.clip()
-        tun.focus.clip()
+        project(tun)
         relaxed_steps += 1
         entry = {
             "step": step,

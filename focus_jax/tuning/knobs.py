@@ -26,7 +26,7 @@ from flax import nnx
 from focus_jax.config import FocusConfig
 from focus_jax.tuning.hardware import HardwareSpace
 
-__all__ = ["GRANULARITIES", "TunableFocus", "TunableHardware", "train_step"]
+__all__ = ["GRANULARITIES", "TunableFocus", "TunableHardware", "project", "train_step"]
 
 #: Threshold sharing: one value, one per layer, one per layer and GEMM input.
 GRANULARITIES = ("global", "layer", "layer_gemm")
@@ -148,7 +148,13 @@ def train_step(optimizer: nnx.Optimizer, modules, loss_fn):
     """
     value, grads = nnx.value_and_grad(loss_fn)(modules)
     optimizer.update(modules, grads)
+    project(modules)
+    return value
+
+
+def project(modules) -> None:
+    """``clip()`` every module in ``modules`` (a module or a graph of them) that has one:
+    the projection after an optimiser step that keeps bounded knobs valid."""
     for _, module in nnx.iter_graph(modules):
         if isinstance(module, nnx.Module) and callable(getattr(module, "clip", None)):
             module.clip()
-    return value

@@ -158,27 +158,6 @@ class ModelPoint:
         """The modeled ``objective`` (``latency`` s, ``energy`` mJ, ``edp`` s x mJ)."""
         return float(objective_value(objective, *(self.tuned if tuned else self.paper)))
 
-    def to_dict(self, objective: str = "latency") -> dict:
-        return {
-            "focus": self.focus.to_dict(),
-            "accuracy": self.accuracy,
-            "cross_entropy": self.cross_entropy,
-            "kl": self.kl,
-            "paper_hardware": {
-                "latency_s": self.paper[0],
-                "energy_mJ": self.paper[1],
-                "edp": self.paper[0] * self.paper[1],
-            },
-            "design": list(self.design),
-            "tuned_hardware": {
-                "latency_s": self.tuned[0],
-                "energy_mJ": self.tuned[1],
-                "edp": self.tuned[0] * self.tuned[1],
-            },
-            "kept_fraction": self.kept_fraction,
-            "similar_fraction": self.similar_fraction,
-        }
-
 
 def search_objective(
     point: ModelPoint, objective: str, lam: float, reference: float, loss: str = "kl", tuned_hardware: bool = True
