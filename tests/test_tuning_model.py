@@ -132,6 +132,45 @@ def test_grid_places_sec_over_the_tuners_layers():
     assert base.replace(sec_layers=(1, 2), sec_alphas=(0.5, 0.25)) in grid
 
 
+def test_grid_evaluation_compiles_each_schedule_once_and_keeps_its_order(evaluator):
+    from focus_jax.tuning.model import grid_configs
+    from focus_jax.tuning.model_job import evaluate_by_schedule
+
+    base = evaluator.model.focus
+    configs = grid_configs(base, (0.95, 0.975), (0.5, 1.0), sec_layers=(1, 3))  # threshold-major
+    calls = []
+
+    class Recording:
+        def evaluate(self, cfg):
+            calls.append(cfg)
+            return evaluator.evaluate(cfg)
+
+    points = evaluate_by_schedule(Recording(), configs)
+    assert [p.focus for p in points] == configs
+    schedules = [(c.sec_layers, c.sec_alphas) for c in calls]
+    # every schedule's configurations are consecutive (one compile each), and the threshold-major
+    # enumeration order would have switched schedule at every step
+    assert sum(a != b for a, b in zip(schedules, schedules[1:])) == len(set(schedules)) - 1
+    assert sorted(map(str, calls)) == sorted(map(str, configs))
+
+
+def test_pareto_front_against_brute_force():
+    from focus_jax.tuning.model import ModelPoint
+    from focus_jax.tuning.model_job import pareto_front
+
+    rng = np.random.default_rng(3)
+    cost, kl = rng.integers(0, 6, 40) * 1e-4, rng.integers(0, 6, 40) * 1e-2  # ties on purpose
+    points = [
+        ModelPoint(None, 0.5, 1.0, float(k), (float(c), 1.0), (1, 1, 8), (float(c), 1.0), 1.0, 0.0)
+        for c, k in zip(cost, kl)
+    ]
+    front = pareto_front(points, "latency")
+    dominated = [any(c2 <= c and k2 <= k and (c2, k2) != (c, k) for c2, k2 in zip(cost, kl)) for c, k in zip(cost, kl)]
+    expected = {(c, k) for c, k, d in zip(cost, kl, dominated) if not d}
+    assert {(p.tuned[0], p.kl) for p in front} == expected and len(front) == len(expected)
+    assert [p.tuned[0] for p in front] == sorted(p.tuned[0] for p in front)
+
+
 def test_tuner_moves_sec_onto_a_candidate_layer(evaluator):
     from focus_jax.tuning.focus_tuner import tune_focus
 

@@ -156,7 +156,7 @@ def tune_focus(
     learning_rate: float = 0.05,
     temperature: float = 0.05,
     granularity: str = "global",
-    round_every: int = 5,
+    round_every: int = 2,
     patience: int = 2,
     threshold_bounds=(0.85, 1.0),
     keep_bounds=(0.02, 1.0),
