@@ -255,7 +255,7 @@ def generate_with_trace(model, input_ids, pixel_values_videos, attention_mask=No
     """Greedy tokens ``(B, max_new_tokens)`` int32 and, for a Focus model, the ``ModelTrace``
     of its prefill (None for a dense model), recorded by the one compiled prefill that fills
     the KV cache (``generate(..., return_trace=True)``: one Focus compile). ``visual``: further
-    visual inputs of the model's ``generate`` (Qwen2.5-VL: ``video_grid_thw``).
+    visual inputs of the model's ``generate`` (Qwen2.5-VL: ``video_grid_thw``, ``second_per_grid_ts``).
 
     Raises:
         ValueError: as the model's ``generate``.
@@ -536,13 +536,14 @@ def _prices(cfg, trace, num_frames: int, visual_tokens: int, text_tokens: int, d
     return modeled_cost(workload), modeled_cost(projected_workload(workload, trace, **projection))
 
 
-def _video_inputs(vm: VideoModel, frames: np.ndarray) -> tuple[np.ndarray, dict, int, int, dict]:
+def _video_inputs(vm: VideoModel, frames: np.ndarray, fps: Optional[float]) -> tuple[np.ndarray, dict, int, int, dict]:
     """The family's inputs for one clip: ``(pixels, further generate inputs, visual tokens,
     video placeholder tokens of the prompt, projected_workload keywords)``.
 
     LLaVA-OneVision: ``(1, F, C, H, W)`` frames, ``F * tokens_per_frame`` grid tokens plus
-    the newline token. Qwen2.5-VL: patch rows and ``video_grid_thw``, the merged grid's
-    tokens; the 7B projection sees the clip at the shipped processor's patch size.
+    the newline token. Qwen2.5-VL: patch rows, ``video_grid_thw`` and ``second_per_grid_ts``
+    (``temporal_patch_size / fps`` seconds, ``fps`` the frames' rate, None: 24), the merged
+    grid's tokens; the 7B projection sees the clip at the shipped processor's patch size.
     """
     cfg = vm.model.config
     if not _is_qwen(cfg):
@@ -551,20 +552,27 @@ def _video_inputs(vm: VideoModel, frames: np.ndarray) -> tuple[np.ndarray, dict,
         visual = int(np.shape(frames)[0]) * cfg.tokens_per_frame
         return preprocess_frames(frames, vm.processor)[None], {}, visual, visual + 1, {}
     from focus_jax.models.qwen2_5_vl import sizes
-    from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, preprocess_video, smart_resize
+    from focus_jax.models.qwen2_5_vl.preprocessing import (
+        ProcessorConfig,
+        preprocess_video,
+        second_per_grid_ts,
+        smart_resize,
+    )
 
     pixels, grid = preprocess_video(frames, vm.processor)
+    seconds = second_per_grid_ts(fps, vm.processor)
     visual = cfg.token_count(tuple(grid[0]))
     full, shipped = sizes.load_config(QWEN_PROJECTION_MODEL), ProcessorConfig()
     height, width = smart_resize(*np.shape(frames)[1:3], shipped.factor, shipped.video_min_pixels,
                                  shipped.video_max_pixels)  # fmt: skip
     full_grid = sizes.video_grid(full, int(np.shape(frames)[0]), height, width)
     projection = {"full_size": QWEN_PROJECTION_MODEL, "visual_tokens": full.token_count(full_grid)}
-    return pixels, {"video_grid_thw": grid}, visual, visual, projection
+    return pixels, {"video_grid_thw": grid, "second_per_grid_ts": seconds}, visual, visual, projection
 
 
 def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_tokens: int = 16, progress=None,
-                  video: str = "", expected: Optional[str] = None) -> VideoAnswer:  # fmt: skip
+                  video: str = "", expected: Optional[str] = None,
+                  fps: Optional[float] = None) -> VideoAnswer:  # fmt: skip
     """Answer ``prompt`` about ``frames`` dense and (if ``vm.focus``) with Focus, trace the
     Focus prefill and price both (see ``VideoAnswer``).
 
@@ -575,13 +583,17 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
         max_new_tokens: generated tokens at most (greedy; stops at end of sequence).
         progress: a ``rich.progress.Progress`` to show the stages on, or None.
         video, expected: recorded in the answer.
+        fps: frames per second of ``frames`` (sampled frames: ``ClipTiming.sampled_fps``),
+            Qwen2.5-VL's M-RoPE time step (``second_per_grid_ts``); None (a still image, or
+            timing unknown): transformers' default, 24. LLaVA-OneVision ignores it.
 
     Raises:
-        InputError: empty prompt, or as ``encode_video_prompt``; ValueError: bad frames.
+        InputError: empty prompt, ``fps`` not positive, or as ``encode_video_prompt``;
+            ValueError: bad frames.
     """
     model, cfg = vm.model, vm.model.config
     num_frames = int(np.shape(frames)[0])
-    pixels, extra, visual, placeholders, projection = _video_inputs(vm, frames)
+    pixels, extra, visual, placeholders, projection = _video_inputs(vm, frames, fps)
     ids = encode_video_prompt(vm, prompt, num_frames, placeholders)
     decode = lambda tokens: vm.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
@@ -610,14 +622,16 @@ def answer_frames(vm: VideoModel, frames: np.ndarray, prompt: str, max_new_token
     )  # fmt: skip
 
 
-def _decode_clip(path: Path, frames: int, progress):
-    """A video's ``frames`` frames, or an image file as a one-frame clip (``decode_visual``)."""
+def _decode_clip(path: Path, frames: int, progress) -> tuple[np.ndarray, Optional[float]]:
+    """A video's ``frames`` frames and their rate (``ClipTiming.sampled_fps``, frames per
+    second), or an image file as a one-frame clip and None (``decode_visual``)."""
     from rich.markup import escape
 
     from focus_jax.video import decode_visual
 
     with _stage(progress, f"decoding {escape(Path(path).name)}"):  # a rich progress label
-        return decode_visual(path, frames)
+        pixels, timing = decode_visual(path, frames)
+    return pixels, None if timing is None else timing.sampled_fps
 
 
 def answer_video(
@@ -630,7 +644,8 @@ def answer_video(
     progress=None,
     method=None,
 ) -> VideoAnswer:
-    """Decode ``video`` (``frames`` frames sampled uniformly), load ``model_dir`` and ``answer_frames``.
+    """Decode ``video`` (``frames`` frames sampled uniformly), load ``model_dir`` and ``answer_frames``
+    (with the sampled frames' rate: Qwen2.5-VL's ``second_per_grid_ts``).
 
     ``focus`` None runs dense only; ``choose_focus`` gives the command's default; ``method``
     a baseline config to answer with too (``baselines.compare.baseline_from_options``).
@@ -641,10 +656,10 @@ def answer_video(
             video (``focus_jax.video.VideoError``); or as ``load_video_model``.
     """
     check_prompt(prompt)
-    pixels = _decode_clip(video, frames, progress)
+    pixels, fps = _decode_clip(video, frames, progress)
     with _stage(progress, "loading the model"):
         vm = load_video_model(model_dir, focus, method)
-    return answer_frames(vm, pixels, prompt, max_new_tokens, progress, video=str(video))
+    return answer_frames(vm, pixels, prompt, max_new_tokens, progress, video=str(video), fps=fps)
 
 
 def answer_demo(model_dir: str | Path, frames: int = 8, focus: Optional[FocusConfig] = None, max_new_tokens: int = 16,
@@ -664,10 +679,12 @@ def answer_demo(model_dir: str | Path, frames: int = 8, focus: Optional[FocusCon
     bikes = demo_video_path()
     with _stage(progress, "loading the model"):
         vm = load_video_model(model_dir, focus, method)
-    real = answer_frames(vm, _decode_clip(bikes, frames, progress), prompt, max_new_tokens, progress, video=str(bikes))
+    pixels, fps = _decode_clip(bikes, frames, progress)
+    real = answer_frames(vm, pixels, prompt, max_new_tokens, progress, video=str(bikes), fps=fps)
     sample = generate_sample(demo_task_config(), *DEMO_SAMPLE)
-    with tempfile.TemporaryDirectory() as tmp:
-        pixels = _decode_clip(write_video(Path(tmp) / "synthetic.mp4", sample.frames, fps=8), frames, progress)
+    with tempfile.TemporaryDirectory() as tmp:  # timed as written: 8 fps
+        pixels, fps = _decode_clip(write_video(Path(tmp) / "synthetic.mp4", sample.frames, fps=8), frames, progress)
     name = f"synthetic clip (seed {DEMO_SAMPLE[0]}, index {DEMO_SAMPLE[1]})"
-    synthetic = answer_frames(vm, pixels, sample.question, max_new_tokens, progress, video=name, expected=sample.answer)
+    synthetic = answer_frames(vm, pixels, sample.question, max_new_tokens, progress, video=name,
+                              expected=sample.answer, fps=fps)  # fmt: skip
     return [real, synthetic]

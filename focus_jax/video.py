@@ -2,7 +2,9 @@
 
 ``decode_video`` reads any container/codec FFmpeg (through PyAV) understands and returns
 ``num_frames`` RGB frames sampled uniformly over the clip, the way LLaVA-OneVision's
-evaluation samples videos (``numpy.linspace`` over the frame indices, rounded down).
+evaluation samples videos (``numpy.linspace`` over the frame indices, rounded down);
+``decode_video_timed`` also returns when they were shown (``ClipTiming``: the stream's
+frame rate, duration and the sampled frames' rate, which Qwen2.5-VL's M-RoPE time axis needs).
 It streams: a first pass counts the decodable frames, a second keeps only the sampled
 ones, so memory is ``num_frames`` frames whatever the clip's length (a 400-frame 1080p
 clip decoded whole took 2.7 GB). ``write_video`` encodes frames (H.264 in MP4 by default,
@@ -11,6 +13,7 @@ near-lossless), e.g. the synthetic task's clips (``focus_jax.data`` re-exports i
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import warnings
 from pathlib import Path
@@ -21,10 +24,13 @@ from focus_jax.errors import InputError
 from focus_jax.inputs.limits import check_limit, limit
 
 __all__ = [
+    "DEFAULT_FPS",
     "IMAGE_SUFFIXES",
+    "ClipTiming",
     "VideoError",
     "VideoWarning",
     "decode_video",
+    "decode_video_timed",
     "decode_visual",
     "demo_video_path",
     "pixel_patch_tokens",
@@ -35,6 +41,10 @@ __all__ = [
 
 #: File suffixes read as a still image (one frame) by ``decode_visual``.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+#: Frames per second assumed when a clip's timing is unknown (a stream declaring neither a
+#: frame rate nor a duration, or frames given without one): transformers' default
+#: (``VideoMetadata.sampled_fps`` of a video without metadata).
+DEFAULT_FPS = 24.0
 
 
 class VideoError(InputError):
@@ -56,9 +66,50 @@ def sample_indices(total: int, num_frames: int) -> np.ndarray:
     return np.linspace(0, total - 1, num_frames).astype(np.int64)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClipTiming:
+    """When a clip's sampled frames were shown (``decode_video_timed``).
+
+    Attributes:
+        fps: the stream's frame rate (frames per second): PyAV's ``average_rate``, else the
+            decodable frames over the stream's (else the container's) duration, else
+            ``DEFAULT_FPS``.
+        total_frames: the clip's decodable frames.
+        indices: the indices of the sampled frames (``sample_indices``), in order.
+    """
+
+    fps: float
+    total_frames: int
+    indices: tuple[int, ...]
+
+    @property
+    def duration(self) -> float:
+        """Seconds the clip plays: ``total_frames / fps``."""
+        return self.total_frames / self.fps
+
+    @property
+    def sampled_fps(self) -> float:
+        """Frames per second of the sampled frames: ``len(indices) / total_frames * fps``
+        (transformers' ``VideoMetadata.sampled_fps``)."""
+        return len(self.indices) / self.total_frames * self.fps
+
+
+def _frame_rate(frames: int, average_rate, duration) -> float | None:
+    """Frames per second of a stream of ``frames`` decodable frames: its ``average_rate``
+    (frames per second, a ``Fraction`` or None), else ``frames / duration`` (seconds, or
+    None); None when neither is positive (a damaged or odd stream)."""
+    if average_rate is not None and average_rate > 0:
+        return float(average_rate)
+    if duration is not None and duration > 0:
+        return frames / duration
+    return None
+
+
 def _decoded_frames(path: Path):
     """Yield every decodable ``av.VideoFrame`` of ``path``'s first video stream, then
-    ``(declared_frames, corrupt_packets)``."""
+    ``(declared_frames, corrupt_packets, average_rate, duration)``: the stream's declared
+    frame rate (a ``Fraction`` or None) and duration in seconds (the stream's, else the
+    container's; None when neither is declared)."""
     import av  # imported lazily: the CLI's start-up should not pay for FFmpeg
 
     corrupt = 0
@@ -73,17 +124,34 @@ def _decoded_frames(path: Path):
                 corrupt += 1  # a damaged packet loses its frames, not the whole clip
                 continue
             yield from frames
-        yield int(stream.frames or 0), corrupt
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:  # the container's duration is in microseconds (av.time_base) or unknown
+            duration = None if container.duration is None else container.duration / av.time_base
+        yield int(stream.frames or 0), corrupt, stream.average_rate, duration
 
 
 def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
-    """Decode ``path`` and return ``(num_frames, height, width, 3)`` uint8 RGB frames.
+    """Decode ``path`` and return ``(num_frames, height, width, 3)`` uint8 RGB frames
+    sampled uniformly (``decode_video_timed`` without the timing).
+
+    Raises:
+        as ``decode_video_timed``.
+    """
+    return decode_video_timed(path, num_frames)[0]
+
+
+def decode_video_timed(path: str | Path, num_frames: int) -> tuple[np.ndarray, ClipTiming]:
+    """Decode ``path``: ``(num_frames, height, width, 3)`` uint8 RGB frames and their ``ClipTiming``.
 
     Two streaming passes (streams often lack reliable frame counts): the first counts the
     decodable frames, then ``sample_indices`` picks ``num_frames`` of them and the second
     pass converts only those to RGB. A clip shorter than ``num_frames`` repeats frames.
     Packets the decoder rejects as invalid are skipped; when fewer frames decode than the
     container declares (a truncated or damaged file) a ``VideoWarning`` says how many.
+    A stream declaring neither a frame rate nor a duration is timed at ``DEFAULT_FPS``
+    (transformers' default; its frames are usable, only their timing is unknown), with a
+    ``VideoWarning``.
 
     Raises:
         VideoError: the file does not exist, cannot be opened or decoded, has no video
@@ -105,7 +173,7 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
         total, shape = 0, None
         for item in _decoded_frames(path):
             if isinstance(item, tuple):
-                declared, corrupt = item
+                declared, corrupt, average_rate, duration = item
             else:
                 total += 1
                 shape = shape or (item.height, item.width)
@@ -133,7 +201,12 @@ def decode_video(path: str | Path, num_frames: int) -> np.ndarray:
         of = f" of the {declared} it declares" if declared > total else ""
         warnings.warn(f"{path}: only {total} frames{of} are decodable (truncated or damaged file{damaged}); "
                       f"sampling {num_frames} from those", VideoWarning, stacklevel=2)  # fmt: skip
-    return frames
+    fps = _frame_rate(total, average_rate, duration)
+    if fps is None:
+        warnings.warn(f"{path} declares no frame rate or duration; timing its frames at {DEFAULT_FPS:g} fps",
+                      VideoWarning, stacklevel=2)  # fmt: skip
+        fps = DEFAULT_FPS
+    return frames, ClipTiming(fps, total, tuple(indices.tolist()))
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -159,17 +232,20 @@ def read_image(path: str | Path) -> np.ndarray:
         raise VideoError(f"cannot read image {path}: {exc}") from None
 
 
-def decode_visual(path: str | Path, num_frames: int) -> np.ndarray:
-    """A video's ``num_frames`` frames (``decode_video``), or a still image as one frame
-    (``read_image``) when the suffix is one of ``IMAGE_SUFFIXES``: ``(F, H, W, 3)`` uint8.
+def decode_visual(path: str | Path, num_frames: int) -> tuple[np.ndarray, ClipTiming | None]:
+    """A video's ``num_frames`` frames and their timing (``decode_video_timed``), or a still
+    image as one frame (``read_image``) and None when the suffix is one of
+    ``IMAGE_SUFFIXES``: ``((F, H, W, 3) uint8, ClipTiming or None)``.
 
     Raises:
-        VideoError: as ``decode_video`` / ``read_image``.
+        VideoError: as ``decode_video_timed`` / ``read_image``.
         ValueError: ``num_frames`` < 1.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    return read_image(path) if Path(path).suffix.lower() in IMAGE_SUFFIXES else decode_video(path, num_frames)
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        return read_image(path), None
+    return decode_video_timed(path, num_frames)
 
 
 def demo_video_path(name: str = "bikes.mp4") -> Path:

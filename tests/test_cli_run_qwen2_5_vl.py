@@ -6,6 +6,8 @@ The JSON report is checked against the Python API run independently on the same 
 (``preprocess_video``, ``chat_prompt``, ``Qwen2_5_VL.generate(..., return_trace=True)``):
 answers, the merged grid's visual tokens, SEC's kept tokens, SIC's sparsity, the saved
 trace (it validates, geometry of the merged grid) and the 7B projection's visual tokens.
+The video's M-RoPE time step is transformers' processor rule, ``second_per_grid_ts =
+temporal_patch_size / sampled fps``, computed here from the clip as written.
 """
 
 import json
@@ -22,6 +24,11 @@ from focus_jax.trace import GEMM_NAMES, FocusTrace
 
 QUESTION = "what color is the moving shape?"
 NEW_TOKENS = 4
+#: The clip: the demo task's 8 frames written at 8 fps; ``run`` samples 8 frames (its default).
+CLIP_FPS, CLIP_FRAMES, SAMPLED = 8, 8, 8
+#: ``Qwen2_5_VLProcessor``: ``temporal_patch_size / VideoMetadata.sampled_fps``, the sampled
+#: frames' rate ``SAMPLED / CLIP_FRAMES * CLIP_FPS``: 0.25 s per temporal patch.
+SECONDS = tiny.TEMPORAL / (SAMPLED / CLIP_FRAMES * CLIP_FPS)
 FOCUS = FocusConfig(similarity_threshold=0.8, vector_size=16, sec_layers=(1,), sec_alphas=(0.5,))
 SPECIALS = {"<|vision_start|>": tiny.VISION_START, "<|vision_end|>": tiny.VISION_END,
             "<|image_pad|>": tiny.IMAGE_TOKEN, "<|video_pad|>": tiny.VIDEO_TOKEN}  # fmt: skip
@@ -76,8 +83,8 @@ def clip(tmp_path_factory):
     from focus_jax.demo_model import demo_task_config
 
     sample = generate_sample(demo_task_config(), 0, 4)
-    assert sample.question == QUESTION
-    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", sample.frames, fps=8)
+    assert sample.question == QUESTION and len(sample.frames) == CLIP_FRAMES
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", sample.frames, fps=CLIP_FPS)
 
 
 def _reference(model_dir, clip):
@@ -93,28 +100,48 @@ def _reference(model_dir, clip):
     )
     from focus_jax.video import decode_visual
 
-    frames = decode_visual(clip, 8)
+    frames, _ = decode_visual(clip, SAMPLED)
     pixels, grid = preprocess_video(frames, ProcessorConfig.from_pretrained(model_dir))
     assert grid.tolist() == [[4, 8, 8]]  # 8 frames in temporal pairs, 56 / 7 patches a side
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     ids = tokenizer(chat_prompt(QUESTION, "video"), add_special_tokens=False)["input_ids"]
     ids = np.array([expand_placeholders(ids, tiny.VIDEO_TOKEN, [64])])
     model = Qwen2_5_VL.from_pretrained(model_dir)
-    kw = {"pixel_values_videos": pixels, "video_grid_thw": grid, "max_new_tokens": NEW_TOKENS}
+    kw = {"pixel_values_videos": pixels, "video_grid_thw": grid, "second_per_grid_ts": [SECONDS],
+          "max_new_tokens": NEW_TOKENS}  # fmt: skip
     dense = model.generate(ids, **kw)
     focus, trace = model.with_focus(FOCUS).generate(ids, **kw, return_trace=True)
     decode = lambda t: tokenizer.decode(t, skip_special_tokens=True).strip()  # noqa: E731
     return frames, ids, decode(dense[0]), decode(focus[0]), trace
 
 
-def test_run_json_report_equals_the_python_api(model_dir, clip, tmp_path):
-    from focus_jax.models.qwen2_5_vl import sizes
+def test_run_json_report_equals_the_python_api(model_dir, clip, tmp_path, monkeypatch):
+    from focus_jax import inference
+    from focus_jax.models.qwen2_5_vl import modeling, params, sizes
     from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, smart_resize
 
+    seen, generate = [], inference.generate_with_trace
+
+    def spy(model, ids, pixels, **kwargs):
+        seen.append((ids, kwargs))
+        return generate(model, ids, pixels, **kwargs)
+
+    monkeypatch.setattr(inference, "generate_with_trace", spy)
     saved, picture = tmp_path / "trace.npz", tmp_path / "fates.png"
     args = ["run", clip, "-p", QUESTION, "--model", model_dir, "--max-new-tokens", NEW_TOKENS, "--json"]
     result = CliRunner().invoke(app, [*map(str, args), "--save-trace", str(saved), "--viz", str(picture)])
     assert result.exit_code == 0, result.output
+    assert len(seen) == 4  # dense and Focus, each compiled then timed
+    for _, kwargs in seen:
+        assert kwargs["second_per_grid_ts"].dtype == np.float32
+        np.testing.assert_allclose(kwargs["second_per_grid_ts"], [SECONDS], rtol=1e-6)
+    # 2 tokens per second * 0.25 s: temporal patches 0, 0, 1, 1 (1 s per patch: 0, 2, 4, 6)
+    ids, grid, cfg = seen[0][0], seen[0][1]["video_grid_thw"], params.read_config(model_dir)
+    start = int(np.argmax(ids[0] == tiny.VIDEO_TOKEN))
+    for seconds, times in ((SECONDS, [0, 0, 1, 1]), (1.0, [0, 2, 4, 6])):
+        positions, _ = modeling.rope_index(cfg, ids, np.ones_like(ids), video_grid_thw=grid,
+                                           second_per_grid_ts=[seconds])  # fmt: skip
+        assert (positions[0, start : start + 64 : 16, 0] - positions[0, start, 0]).tolist() == times
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # one panel per temporal patch
     report = json.loads(result.stdout)
     frames, ids, dense, focus, trace = _reference(model_dir, clip)
@@ -153,3 +180,22 @@ def test_run_without_focus_and_refusals(model_dir, clip):
     result = CliRunner().invoke(app, [*args, "--method", "fastv"])
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert "baselines run on LLaVA-OneVision checkpoints" in result.output
+
+
+def test_second_per_grid_ts_follows_the_processor_rule(model_dir):
+    """``temporal_patch_size / sampled fps``; frames of unknown timing (a still image) at
+    transformers' default rate (``VideoMetadata.sampled_fps`` without fps: 24)."""
+    from transformers.video_utils import VideoMetadata
+
+    from focus_jax.errors import InputError
+    from focus_jax.models.qwen2_5_vl.preprocessing import ProcessorConfig, second_per_grid_ts
+
+    cfg = ProcessorConfig.from_pretrained(model_dir)
+    unknown = VideoMetadata(total_num_frames=1, frames_indices=[0]).sampled_fps
+    for fps, reference in ((0.8, 0.8), (None, unknown)):
+        seconds = second_per_grid_ts(fps, cfg)
+        assert seconds.shape == (1,) and seconds.dtype == np.float32
+        assert seconds[0] == pytest.approx(tiny.TEMPORAL / reference)
+    for bad in (0, -1.0, float("nan"), float("inf"), "8"):
+        with pytest.raises(InputError, match="fps must be a positive finite number"):
+            second_per_grid_ts(bad, cfg)

@@ -1,12 +1,27 @@
-"""focus_jax.video: decoding (frame sampling, every failure mode named in one line) and
-encoding (synthetic clips survive an MP4 round trip: write_video -> decode_video)."""
+"""focus_jax.video: decoding (frame sampling, every failure mode named in one line, the
+clip's timing against the written rate, PyAV's raw stream fields and transformers'
+``VideoMetadata``) and encoding (synthetic clips survive an MP4 round trip:
+write_video -> decode_video)."""
+
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
+from focus_jax import video as video_module
 from focus_jax.data import TaskConfig, generate_samples
-from focus_jax.video import VideoError, decode_video, demo_video_path, sample_indices, write_video
+from focus_jax.video import (
+    DEFAULT_FPS,
+    VideoError,
+    VideoWarning,
+    decode_video,
+    decode_video_timed,
+    decode_visual,
+    demo_video_path,
+    sample_indices,
+    write_video,
+)
 
 from synthetic_oracle import solve
 
@@ -67,6 +82,74 @@ def test_missing_unreadable_and_empty_videos_are_named(tmp_path):
         decode_video(damaged, 4)
     with pytest.raises(ValueError, match="num_frames"):
         decode_video(demo_video_path(), 0)
+
+
+# ---------------------------------------------------------------------- timing
+
+
+def _transformers_sampled_fps(total: int, fps, indices) -> float:
+    from transformers.video_utils import VideoMetadata
+
+    return VideoMetadata(total_num_frames=total, fps=fps, frames_indices=list(indices)).sampled_fps
+
+
+@pytest.mark.parametrize("fps, count, sampled", [(8, 6, 3), (30, 12, 8), (5, 4, 9)])
+def test_timing_of_a_written_clip(fps, count, sampled, tmp_path):
+    """The rate ``write_video`` wrote, ``count`` frames: duration ``count / fps`` s; the
+    sampled frames' rate as transformers' ``VideoMetadata.sampled_fps`` (more than ``fps``
+    when a short clip repeats frames)."""
+    path = write_video(tmp_path / "clip.mp4", _clip(count), fps=fps)
+    frames, timing = decode_video_timed(path, sampled)
+    np.testing.assert_array_equal(frames, decode_video(path, sampled))
+    assert (timing.fps, timing.total_frames, timing.duration) == (fps, count, pytest.approx(count / fps))
+    np.testing.assert_array_equal(timing.indices, np.linspace(0, count - 1, sampled).astype(int))
+    assert timing.sampled_fps == pytest.approx(sampled * fps / count)
+    assert timing.sampled_fps == pytest.approx(_transformers_sampled_fps(count, fps, timing.indices))
+
+
+def test_timing_of_real_footage():
+    """bikes.mp4 against PyAV's own fields: decoded frames / ``average_rate``, and the container's duration."""
+    path = demo_video_path()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate, frames = stream.average_rate, sum(1 for _ in container.decode(stream))
+        seconds = container.duration / av.time_base
+    _, timing = decode_video_timed(path, 8)
+    assert (timing.fps, timing.total_frames) == (float(rate), frames)
+    assert timing.duration == pytest.approx(frames / float(rate)) == pytest.approx(seconds, abs=0.1)
+    assert timing.sampled_fps == pytest.approx(_transformers_sampled_fps(frames, float(rate), timing.indices))
+    assert decode_visual(path, 8)[1] == timing
+
+
+def test_timing_without_a_declared_rate(tmp_path, monkeypatch):
+    """An IVF stream declares no frame rate: frames / its duration. A stream declaring
+    neither is timed at transformers' default (24 fps) with a warning."""
+    path = tmp_path / "clip.ivf"
+    with av.open(str(path), "w", format="ivf") as container:
+        stream = container.add_stream("libvpx", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for frame in _clip(10):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate is None  # what the fallback is for
+    _, timing = decode_video_timed(path, 5)
+    assert (timing.fps, timing.total_frames) == (pytest.approx(8), 10)
+    assert video_module._frame_rate(10, Fraction(0), 0.0) is None
+    assert video_module._frame_rate(10, None, None) is None
+    monkeypatch.setattr(video_module, "_frame_rate", lambda *args: None)
+    with pytest.warns(VideoWarning, match="no frame rate or duration; timing its frames at 24 fps"):
+        _, timing = decode_video_timed(path, 5)
+    assert timing.fps == DEFAULT_FPS == _transformers_sampled_fps(10, None, timing.indices)  # its default
+
+
+def test_still_images_have_no_timing(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "still.png"
+    Image.fromarray(_clip(1)[0]).save(path)
+    frames, timing = decode_visual(path, 8)
+    assert frames.shape == (1, 32, 48, 3) and timing is None
 
 
 # ---------------------------------------------------------------------- encoding

@@ -12,7 +12,8 @@ installable here): every frame resized to the ``smart_resize`` size of the first
 the video pixel limits (``128*28*28`` to ``768*28*28``), the frame count padded to a
 multiple of ``temporal_patch_size`` by repeating the last frame, and ``temporal_patch_size``
 consecutive frames per patch row (``grid_t = frames / 2``). Its resize runs through
-torchvision; here it is PIL's, the image processor's.
+torchvision; here it is PIL's, the image processor's. The M-RoPE time step of a video,
+``second_per_grid_ts``, follows ``Qwen2_5_VLProcessor`` (``second_per_grid_ts``).
 
 The chat template puts each item as ``<|vision_start|><|image_pad|><|vision_end|>`` (or
 ``<|video_pad|>``); the processor then repeats the pad token ``t*h*w/4`` times
@@ -31,6 +32,7 @@ from PIL import Image
 
 from focus_jax.errors import InputError
 from focus_jax.models.pixels import as_uint8_rgb, normalise, resize
+from focus_jax.video import DEFAULT_FPS
 
 __all__ = [
     "ProcessorConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "expand_placeholders",
     "preprocess_images",
     "preprocess_video",
+    "second_per_grid_ts",
     "smart_resize",
 ]
 
@@ -192,6 +195,23 @@ def preprocess_video(frames, cfg: ProcessorConfig = ProcessorConfig()) -> tuple[
         out = np.concatenate([out, np.repeat(out[-1:], pad, axis=0)])
     patches, grid = _patch_rows(out, cfg)
     return patches, np.array([grid], np.int64)
+
+
+def second_per_grid_ts(fps: float | None, cfg: ProcessorConfig = ProcessorConfig()) -> np.ndarray:
+    """Seconds per temporal patch of one video whose (sampled) frames play at ``fps`` frames
+    per second: ``(1,)`` float32 ``temporal_patch_size / fps``, ``Qwen2_5_VLForConditionalGeneration``'s
+    ``second_per_grid_ts``. ``fps`` None (timing unknown) is ``DEFAULT_FPS`` (24).
+
+    Source: transformers' ``Qwen2_5_VLProcessor._process_videos``
+    (``temporal_patch_size / metadata.sampled_fps``; ``sampled_fps`` is 24 without metadata).
+
+    Raises:
+        InputError: ``fps`` is not a positive finite number.
+    """
+    fps = DEFAULT_FPS if fps is None else fps
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not 0 < fps < math.inf:
+        raise InputError(f"fps must be a positive finite number of frames per second, got {fps!r}")
+    return np.array([cfg.temporal_patch_size / float(fps)], np.float32)
 
 
 def expand_placeholders(input_ids, token_id: int, counts) -> list[int]:
