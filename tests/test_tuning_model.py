@@ -154,6 +154,56 @@ def test_grid_evaluation_compiles_each_schedule_once_and_keeps_its_order(evaluat
     assert sorted(map(str, calls)) == sorted(map(str, configs))
 
 
+def test_grid_enumerates_vector_and_block_sizes_as_an_outer_product():
+    from focus_jax.config import FocusConfig
+    from focus_jax.tuning.model import grid_configs
+    from focus_jax.tuning.model_job import evaluate_by_schedule
+
+    base = FocusConfig(similarity_threshold=0.975, sec_layers=(3,), sec_alphas=(0.25,))
+    inner = grid_configs(base, (0.9, 0.975), (0.25, 1.0), sec_layers=(1, 3))
+    assert grid_configs(base, (0.9, 0.975), (0.25, 1.0), (1, 3), vector_sizes=None, block_sizes=None) == inner
+    two = grid_configs(base, (0.9, 0.975), (0.25, 1.0), (1, 3), vector_sizes=(16, 32))
+    assert len(two) == 2 * len(inner) and len(set(two)) == len(two)
+    for v in (16, 32):  # every pair holds the whole inner grid, nothing else changed
+        assert [c for c in two if c.vector_size == v] == [c.replace(vector_size=v) for c in inner]
+    four = grid_configs(base, (0.9, 0.975), (0.25, 1.0), (1, 3), vector_sizes=(16, 32), block_sizes=(1, 3))
+    assert len(four) == 4 * len(inner)
+    assert {(c.vector_size, c.block_size) for c in four} == {(16, 1), (16, 3), (32, 1), (32, 3)}
+    assert all(c.frame_block_size == base.frame_block_size for c in four)
+
+    calls = []
+
+    class Recording:
+        def evaluate(self, cfg):
+            calls.append(cfg)
+            return ("point", cfg)
+
+    order = four[::-1][1::2] + four[::-1][::2]  # interleaved: every compiled part split up
+    points = evaluate_by_schedule(Recording(), order)
+    assert points == [("point", c) for c in order] and sorted(map(str, calls)) == sorted(map(str, order))
+    keys = [(c.sec_layers, c.sec_alphas, c.vector_size, c.block_size) for c in calls]
+    # one run of consecutive calls per (SEC schedule, vector size, block size): one compile each
+    assert sum(a != b for a, b in zip(keys, keys[1:])) == len(set(keys)) - 1
+    assert len(set(keys)) == 4 * len({(c.sec_layers, c.sec_alphas) for c in inner})
+
+
+def test_cli_rejects_bad_outer_values_in_one_line():
+    from typer.testing import CliRunner
+
+    from focus_jax.cli import app
+
+    bad = (
+        ["--vector-size", "0"],
+        ["--vector-size", "8", "--block-size", "-1"],
+        ["--hardware-only", "--block-size", "3"],
+    )
+    for args in bad:
+        result = CliRunner().invoke(app, ["tune", "--calibration", "1", "--steps", "1", "--no-baselines", *args])
+        assert result.exit_code == 1, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and "error:" in result.stderr, result.stderr
+        assert "vector" in result.stderr.lower() or "block" in result.stderr.lower()
+
+
 def test_pareto_front_against_brute_force():
     from focus_jax.tuning.model import ModelPoint
     from focus_jax.tuning.model_job import pareto_front
@@ -182,23 +232,40 @@ def test_tuner_moves_sec_onto_a_candidate_layer(evaluator):
 
 
 def test_cli_model_path_json_and_design_round_trip(tmp_path):
-    """``focus-jax tune`` on the demo model (2 questions, 2 steps): the --json fields, the design
-    file it writes, and that file accepted by ``simulate --design`` and ``run --focus-config``."""
+    """``focus-jax tune`` on the demo model (2 questions, 2 steps, vector sizes 16 and 32): the
+    --json fields, the outer enumeration's records and counts, the design file it writes, and
+    that file accepted by ``simulate --design`` and ``run --focus-config``."""
     from typer.testing import CliRunner
 
     from focus_jax.cli import app
+    from focus_jax.demo_model import demo_model_config
     from focus_jax.design import Design
+    from focus_jax.tuning.model_job import paper_schedule
 
     out = tmp_path / "design.json"
-    args = ["tune", "--calibration", "2", "--steps", "2", "--lambda", "1", "--no-baselines", "--json"]
-    args += ["--out", str(out)]
+    steps = 2
+    args = ["tune", "--calibration", "2", "--steps", str(steps), "--lambda", "1", "--no-baselines", "--json"]
+    args += ["--out", str(out), "--vector-size", "16", "--vector-size", "32"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {"evaluations", "grid_evaluations", "random_evaluations", "tuned", "baseline", "design"} <= set(report)
     for part in ("tuned", "baseline"):
         assert {"accuracy", "latency_s", "energy_mJ", "edp"} <= set(report[part])
-    design = Design.load(out)
+    shipped = model_focus_config(demo_model_dir())
+    entry, design = report["lambdas"]["1.0"], Design.load(out)
+    outer = entry["outer"]
+    assert [(o["vector_size"], o["block_size"]) for o in outer] == [(16, shipped.block_size), (32, shipped.block_size)]
+    assert report["evaluations"] == entry["evaluations"] == sum(o["evaluations"] for o in outer)
+    # against the calibration evaluator's counter: the shipped and paper points first, then every
+    # pair's exact evaluations (pair 32 starts from the shipped point, already held), plus each
+    # pair's relaxed steps (one rounding, at the end: no early stop)
+    before = len({shipped, paper_schedule(demo_model_config().text.num_layers)})
+    assert sum(o["evaluations"] for o in outer) == report["total_evaluations"] - before + steps * len(outer)
+    best = min(outer, key=lambda o: o["score"])
+    assert entry["score"] == best["score"]
+    assert design.focus.vector_size == design.hardware.vector_size == best["vector_size"]
+    assert design.provenance["vector_sizes"] == [16, 32] and design.provenance["evaluations"] == report["evaluations"]
     assert design.focus.to_dict() == report["tuned"]["focus"]
     assert [design.hardware.m_tile, design.hardware.scatter_vectors, design.hardware.gather_block] == report["tuned"][
         "design"

@@ -39,6 +39,12 @@ def tune(
         [1.0], "--lambda", help="Weight of the modeled cost (relative to the shipped one); repeatable."
     ),
     calibration: int = typer.Option(64, "--calibration", help="Calibration questions (and as many held-out ones)."),
+    vector_sizes: list[int] | None = typer.Option(  # noqa: B008
+        None, "--vector-size", help="Model path: SIC vector size to enumerate; repeatable (default: the shipped one)."
+    ),
+    block_sizes: list[int] | None = typer.Option(  # noqa: B008
+        None, "--block-size", help="Model path: SIC spatial block size to enumerate; repeatable (default: shipped)."
+    ),
     pareto: str | None = typer.Option(None, "--pareto", help="Draw held-out accuracy vs modeled cost to this PNG."),
     out: str = typer.Option("design.json", "--out", help="Design file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
@@ -52,6 +58,8 @@ def tune(
     steps = (24 if hardware_only else 10) if steps is None else steps
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
+    if hardware_only and (vector_sizes or block_sizes):
+        raise InputError("--vector-size and --block-size are the model path's; --hardware-only enumerates the DSE's")
     if hardware_only:
         _tune_hardware(
             model or "llava_vid",
@@ -81,10 +89,14 @@ def tune(
         Path(out),
         Path(pareto) if pareto else None,
         as_json,
+        vector_sizes or None,
+        block_sizes or None,
     )
 
 
-def _tune_model(model_dir, objective, lambdas, steps, calibration, seed, baselines, out, pareto, as_json) -> None:
+def _tune_model(
+    model_dir, objective, lambdas, steps, calibration, seed, baselines, out, pareto, as_json, vector_sizes, block_sizes
+) -> None:
     from focus_jax.demo_model import demo_model_dir
     from focus_jax.inference import model_focus_config
     from focus_jax.models.llava_onevision.model import from_pretrained
@@ -114,6 +126,8 @@ def _tune_model(model_dir, objective, lambdas, steps, calibration, seed, baselin
             pareto=pareto,
             steps=steps,
             on_eval=lambda n: progress.update(task, completed=n),
+            vector_sizes=vector_sizes,
+            block_sizes=block_sizes,
         )
     if as_json:
         print(json.dumps(report))
@@ -155,6 +169,13 @@ def _tune_model(model_dir, objective, lambdas, steps, calibration, seed, baselin
         f"tuned with {report['evaluations']} model evaluations; to score as well the grid needs "
         f"{report['grid_evaluations']} of {report['grid_size']}, random search {report['random_evaluations']} (median)"
     )
+    outer = report["lambdas"][str(report["lambda"])]["outer"]
+    if len(outer) > 1:
+        focus = report["tuned"]["focus"]
+        console.print(
+            f"over {len(outer)} vector/block pairs, best: vector size {focus['vector_size']}, "
+            f"block size {focus['block_size']}"
+        )
     console.print(
         f"wrote {escape(str(report.get('design')))}"
         + (f" and {escape(report['pareto'])}" if "pareto" in report else "")

@@ -161,18 +161,22 @@ def tune_focus(
     threshold_bounds=(0.85, 1.0),
     keep_bounds=(0.02, 1.0),
     sec_layers=None,
+    start: FocusConfig | None = None,
     on_step=None,
 ) -> FocusTuneResult:
     """Co-tune the Focus knobs and the accelerator of ``evaluator.model`` (see the module docstring).
 
     Args:
-        evaluator: the calibration-set ``ModelEvaluator`` (its model's ``focus`` is the start).
+        evaluator: the calibration-set ``ModelEvaluator``.
         objective, lam, reference: the cost term (``reference``: cost of the start, default
             its exact cost on its tuned design).
+        start: the configuration to start from (default ``evaluator.model.focus``); its
+            vector and block sizes hold for the whole search (they change compiled shapes:
+            ``model_job.run_model_search`` enumerates them outside).
         steps, learning_rate, temperature, granularity, round_every, patience: search settings.
         threshold_bounds, keep_bounds: bounds of the knobs.
         sec_layers: candidate SEC layers (``sec_candidates``; default every layer but the
-            first); ``evaluator.model.focus.sec_layers`` keeps the shipped placement.
+            first); ``start.sec_layers`` keeps its placement.
         on_step: called with each trajectory entry.
 
     Raises:
@@ -181,7 +185,7 @@ def tune_focus(
     from focus_jax.knobs import FocusKnobs
 
     model, calib = evaluator.model, evaluator.calibration
-    base = model.focus
+    base = model.focus if start is None else start
     if base is None:
         raise ValueError("tune_focus needs a model with a Focus configuration to start from")
     if steps < 1 or round_every < 1 or patience < 1:

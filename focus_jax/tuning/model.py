@@ -42,7 +42,9 @@ __all__ = [
     "CalibrationSet",
     "ModelEvaluator",
     "ModelPoint",
+    "compiled_part",
     "grid_configs",
+    "outer_configs",
     "search_objective",
     "sec_placement",
 ]
@@ -219,8 +221,7 @@ class ModelEvaluator:
             return self.cache[cfg]
         from focus_jax.knobs import FocusKnobs
 
-        # the threshold travels in the knobs (traced): one compile per SEC schedule, not per threshold
-        static = cfg.replace(similarity_threshold=1.0)
+        static = compiled_part(cfg)
         if static not in self._models:
             if len(self._models) >= MAX_COMPILED_SCHEDULES:
                 # each SEC schedule is its own compiled prefill, and a grid over SEC placements
@@ -271,6 +272,50 @@ class ModelEvaluator:
         return ModelPoint(cfg, accuracy, ce, kl, on(PAPER_DESIGN), tuple(design), on(design), kept, similar)
 
 
+def compiled_part(cfg: FocusConfig) -> FocusConfig:
+    """The part of ``cfg`` an exact prefill is compiled for: everything but the SIC threshold.
+
+    The threshold travels in the knobs (``FocusKnobs``, traced), so configurations that differ
+    only there share one compile; the SEC schedule, vector size and block sizes change the
+    compiled shapes (``ModelEvaluator.evaluate``, ``model_job.evaluate_by_schedule``).
+    """
+    return cfg.replace(similarity_threshold=1.0)
+
+
+def outer_configs(base: FocusConfig, vector_sizes=None, block_sizes=None) -> list[FocusConfig]:
+    """``base`` at every (SIC vector size, SIC block size) pair, vector-size-major: the model path's
+    outer enumeration (as the hardware path's over the DSE workloads, ``dse.dse_candidates``).
+
+    Both change compiled shapes, so the tuner searches the rest once per pair instead of
+    relaxing them. ``block_sizes`` sets ``FocusConfig.block_size`` (the spatial window; the
+    frame window stays ``base``'s). A vector size that does not divide a GEMM input's width
+    is valid: that input is zero-padded to whole vectors (spec, "SIC" step 1).
+
+    Args:
+        base: the configuration every pair starts from (the shipped one).
+        vector_sizes, block_sizes: values to enumerate; None: ``base``'s own only.
+
+    Returns:
+        One configuration per distinct pair, in enumeration order.
+
+    Raises:
+        InputError: an empty list, or a value ``FocusConfig`` refuses (not an integer >= 1).
+    """
+    vectors = (base.vector_size,) if vector_sizes is None else tuple(vector_sizes)
+    blocks = (base.block_size,) if block_sizes is None else tuple(block_sizes)
+    if not vectors or not blocks:
+        raise InputError("the outer enumeration needs at least one vector size and one block size")
+    out = []
+    for v, b in itertools.product(vectors, blocks):
+        try:
+            cfg = base.replace(vector_size=v, block_size=b)
+        except InputError as exc:
+            raise InputError(f"outer pair vector size {v!r}, block size {b!r}: {exc}") from None
+        if cfg not in out:
+            out.append(cfg)
+    return out
+
+
 def sec_placement(layers: Sequence[int], keeps, visual_tokens: int | None = None) -> tuple[tuple, tuple]:
     """Keep ratios at candidate SEC layers -> the SEC schedule a ``FocusConfig`` holds.
 
@@ -306,9 +351,15 @@ def sec_placement(layers: Sequence[int], keeps, visual_tokens: int | None = None
 
 
 def grid_configs(
-    base: FocusConfig, thresholds: Sequence[float], keeps: Sequence[float], sec_layers: Sequence[int] | None = None
+    base: FocusConfig,
+    thresholds: Sequence[float],
+    keeps: Sequence[float],
+    sec_layers: Sequence[int] | None = None,
+    vector_sizes: Sequence[int] | None = None,
+    block_sizes: Sequence[int] | None = None,
 ) -> list[FocusConfig]:
-    """The full factorial grid in enumeration order: every global SIC threshold x every SEC keep ratio.
+    """The full factorial grid in enumeration order: every (vector size, block size) pair
+    (``outer_configs``; None: ``base``'s) x every global SIC threshold x every SEC keep ratio.
 
     Without ``sec_layers`` the keep ratio is that of the last SEC layer of ``base`` (``keeps``
     ignored without SEC). With ``sec_layers`` (the tuner's candidate layers) every
@@ -316,8 +367,17 @@ def grid_configs(
     same space the tuner searches. Duplicate configurations are listed once.
 
     Raises:
-        InputError: a threshold outside [-1, 1] or a keep ratio outside (0, 1].
+        InputError: a threshold outside [-1, 1], a keep ratio outside (0, 1], or as ``outer_configs``.
     """
+    return [
+        cfg
+        for outer in outer_configs(base, vector_sizes, block_sizes)
+        for cfg in _inner_grid(outer, thresholds, keeps, sec_layers)
+    ]
+
+
+def _inner_grid(base: FocusConfig, thresholds, keeps, sec_layers) -> list[FocusConfig]:
+    """``grid_configs`` at ``base``'s vector and block sizes."""
     if sec_layers is not None:
         ordered = sorted({float(k) for k in keeps}, reverse=True)
         schedules = [

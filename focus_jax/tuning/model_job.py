@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from focus_jax.config import FocusConfig
-from focus_jax.tuning.model import ModelEvaluator, ModelPoint, grid_configs, search_objective
+from focus_jax.tuning.model import (
+    ModelEvaluator,
+    ModelPoint,
+    compiled_part,
+    grid_configs,
+    outer_configs,
+    search_objective,
+)
 
 __all__ = [
     "ACCURACY_TOLERANCE",
@@ -80,6 +87,8 @@ def grid_and_random(
     thresholds: Sequence[float] = GRID_THRESHOLDS,
     keeps: Sequence[float] = GRID_KEEPS,
     sec_layers: Sequence[int] | None = None,
+    vector_sizes: Sequence[int] | None = None,
+    block_sizes: Sequence[int] | None = None,
 ) -> tuple[SearchRun, SearchRun]:
     """The full grid (every point, enumeration order) and a random search of ``random_budget``
     points drawn without replacement from the same grid (``seed``), both counted in model
@@ -87,8 +96,10 @@ def grid_and_random(
 
     ``sec_layers``: the tuner's candidate SEC layers, so that the grid places SEC over the
     same layers (``grid_configs``); None: the keep ratio of ``base``'s last SEC layer only.
+    ``vector_sizes``, ``block_sizes``: the tuner's outer enumeration (``outer_configs``; None:
+    ``base``'s), an outer product with the rest of the grid.
     """
-    configs = grid_configs(base, thresholds, keeps, sec_layers)
+    configs = grid_configs(base, thresholds, keeps, sec_layers, vector_sizes, block_sizes)
     evaluate_by_schedule(evaluator, configs)
     points = tuple(evaluator.evaluate(c) for c in configs)
     scores = tuple(search_objective(p, objective, lam, reference) for p in points)
@@ -99,16 +110,19 @@ def grid_and_random(
 
 
 def evaluate_by_schedule(evaluator: ModelEvaluator, configs: Sequence[FocusConfig]) -> list[ModelPoint]:
-    """``evaluator.evaluate`` of every configuration, grouped by SEC schedule; returned in the given order.
+    """``evaluator.evaluate`` of every configuration, grouped by compiled part; returned in the given order.
 
-    Each SEC schedule is its own compiled prefill and the evaluator holds only a few
-    (``MAX_COMPILED_SCHEDULES``), while the threshold is a traced knob: grouping compiles
-    each schedule once instead of once per threshold (a threshold-major grid over 35
-    schedules compiled 245 prefills). Results and counts are those of any order (each
-    configuration is one evaluation, cached).
+    Each SEC schedule, vector size and block size is its own compiled prefill
+    (``compiled_part``) and the evaluator holds only a few (``MAX_COMPILED_SCHEDULES``),
+    while the threshold is a traced knob: grouping compiles each part once instead of once
+    per threshold (a threshold-major grid over 35 schedules compiled 245 prefills). Groups
+    run in order of first appearance, each in the given order. Results and counts are those
+    of any order (each configuration is one evaluation, cached).
     """
-    order = sorted(range(len(configs)), key=lambda i: (configs[i].sec_layers, configs[i].sec_alphas, i))
-    points = {i: evaluator.evaluate(configs[i]) for i in order}
+    groups: dict[FocusConfig, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        groups.setdefault(compiled_part(cfg), []).append(i)
+    points = {i: evaluator.evaluate(configs[i]) for group in groups.values() for i in group}
     return [points[i] for i in range(len(configs))]
 
 
@@ -199,6 +213,8 @@ def run_model_search(
     keeps=GRID_KEEPS,
     tuner_options: dict | None = None,
     on_eval=None,
+    vector_sizes: Sequence[int] | None = None,
+    block_sizes: Sequence[int] | None = None,
 ) -> dict:
     """Gradient co-tuning per lambda, the reference points, grid and random search, held-out check,
     design file and Pareto plot.
@@ -209,8 +225,13 @@ def run_model_search(
         objective: ``latency``, ``energy`` or ``edp``; lambdas: trade-off weights (the cost
             term is ``lambda x cost / shipped cost``).
         calibration, heldout: questions of each set (held-out default: as many).
-        steps: gradient steps per lambda (``focus_tuner.tune_focus``; ``tuner_options`` more).
-        baselines: run the grid and random search (same space, same objective).
+        steps: gradient steps per lambda and outer pair (``focus_tuner.tune_focus``;
+            ``tuner_options`` more).
+        vector_sizes, block_sizes: SIC vector sizes and (spatial) block sizes enumerated
+            outside the gradient search (``outer_configs``: every pair, each tuned from the
+            shipped configuration at that pair; None: the shipped value only). A lambda's
+            result is the pair with the best search objective; every pair's evaluations count.
+        baselines: run the grid and random search (same space, outer pairs included, same objective).
         out: design file of the chosen tuned point: the cheapest whose *calibration*
             accuracy is within ``ACCURACY_TOLERANCE`` of the shipped configuration's, else the
             most accurate one. The held-out set plays no part in the choice, so its figures
@@ -219,11 +240,12 @@ def run_model_search(
         on_eval: progress callback (evaluations so far).
 
     Returns:
-        The ``--json`` object: ``evaluations`` (the chosen run's), ``grid_evaluations`` /
+        The ``--json`` object: ``evaluations`` (the chosen lambda's, all pairs), ``grid_evaluations`` /
         ``random_evaluations`` (model evaluations the grid, in enumeration order, and random
         search, median of 10 seeds, need to score as well as it; None: never),
         ``tuned`` / ``baseline`` / ``paper_schedule`` / ``grid`` / ``random`` figures,
-        ``lambdas`` (per-lambda details), ``design``, ``pareto``.
+        ``lambdas`` (per-lambda details; ``outer``: per pair ``vector_size``, ``block_size``,
+        ``score``, ``evaluations``, ``stopped_early``), ``design``, ``pareto``.
     """
     from focus_jax.design import Design, HardwareDesign
     from focus_jax.qa_eval import EVAL_SEED
@@ -233,6 +255,7 @@ def run_model_search(
     shipped_cfg = model.focus
     if shipped_cfg is None:
         raise ValueError("the model has no Focus configuration to start from (focus_config.json)")
+    starts = outer_configs(shipped_cfg, vector_sizes, block_sizes)
     cal = ModelEvaluator(model, CalibrationSet.build(model.config, calibration), objective)
     held = ModelEvaluator(model, CalibrationSet.build(model.config, heldout or calibration, seed=EVAL_SEED), objective)
     paper_cfg = paper_schedule(model.config.text.num_layers)
@@ -250,18 +273,34 @@ def run_model_search(
     layers = sec_candidates(shipped_cfg, model.config.text.num_layers, options.pop("sec_layers", None))
     runs = {}
     for lam in lambdas:
-        tuned = tune_focus(
-            cal,
-            objective,
-            lam,
-            reference,
-            steps=steps,
-            on_step=lambda e: on_eval and on_eval(cal.evaluations),
-            sec_layers=layers,
-            **options,
-        )
+        pairs = [
+            tune_focus(
+                cal,
+                objective,
+                lam,
+                reference,
+                steps=steps,
+                on_step=lambda e: on_eval and on_eval(cal.evaluations),
+                sec_layers=layers,
+                start=start,
+                **options,
+            )
+            for start in starts
+        ]
+        tuned = min(pairs, key=lambda r: r.score)  # ties: the first pair in enumeration order
+        evaluations = sum(r.evaluations for r in pairs)
         entry = {
-            "evaluations": tuned.evaluations,
+            "evaluations": evaluations,
+            "outer": [
+                {
+                    "vector_size": start.vector_size,
+                    "block_size": start.block_size,
+                    "score": r.score,
+                    "evaluations": r.evaluations,
+                    "stopped_early": r.stopped_early,
+                }
+                for start, r in zip(starts, pairs)
+            ],
             "score": tuned.score,
             "stopped_early": tuned.stopped_early,
             "tuned": _figures(tuned.best, held.evaluate(tuned.best.focus)),
@@ -269,7 +308,18 @@ def run_model_search(
         }
         if baselines:
             grid, rand = grid_and_random(
-                cal, shipped_cfg, objective, lam, reference, tuned.evaluations, seed, thresholds, keeps, layers
+                cal,
+                shipped_cfg,
+                objective,
+                lam,
+                reference,
+                evaluations,
+                seed,
+                thresholds,
+                keeps,
+                layers,
+                vector_sizes,
+                block_sizes,
             )
             reaches = []
             for s in range(seed, seed + 10):
@@ -337,7 +387,9 @@ def run_model_search(
                 "held_out_seed": held.calibration.seed,
                 "steps": steps,
                 "seed": seed,
-                "evaluations": tuned.evaluations,
+                "vector_sizes": sorted({c.vector_size for c in starts}),
+                "block_sizes": sorted({c.block_size for c in starts}),
+                "evaluations": entry["evaluations"],
                 "version": _version(),
             },
         )
