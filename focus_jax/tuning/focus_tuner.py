@@ -15,8 +15,9 @@ the ``TunableHardware`` coordinates through the cost model. Adam (``nnx.Optimize
 SEC placement is tuned with the keep ratios: every candidate layer (default every decoder
 layer but the first) carries a keep ratio, 1.0 meaning "no SEC here", and the relaxed SEC
 prunes softly wherever a ratio drops below the running minimum (``sec_placement``). The
-start is the model's shipped schedule spread over the candidate layers, so it prices and
-scores exactly as shipped.
+start (default the model's shipped configuration) is its schedule spread over the candidate
+layers, so it prices and scores exactly as itself. Vector and block sizes stay the start's
+(they change compiled shapes; ``model_job.run_model_search`` enumerates them outside).
 
 Every ``round_every`` steps and at the end the knobs are rounded to a ``FocusConfig``
 (``FocusKnobs.to_config``: one global threshold, rounded to ``THRESHOLD_STEP``; keep ratios
