@@ -29,7 +29,8 @@ adds a diagnostic: a fine scan of SEC placement x threshold scored on the held-o
 i.e. the best any search over this space could reach.
 
 Run: ``python benchmarks/tune.py [--model] [--frontier] [--no-hardware] [--calibration N] [--held-out N]
-[--steps N] [--objective edp] [--lambdas ...]`` (model path with the defaults: 27 min and 13 GB on 2 cores: the relaxed step holds every calibration batch; 256 questions need ~24 GB).
+[--steps N] [--objective edp] [--lambdas ...]``. The model path with the defaults: 27 min and 13 GB
+on 2 cores (the relaxed step holds every calibration batch; 256 questions need ~24 GB).
 """
 
 from __future__ import annotations
