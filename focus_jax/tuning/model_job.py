@@ -100,8 +100,7 @@ def grid_and_random(
     ``base``'s), an outer product with the rest of the grid.
     """
     configs = grid_configs(base, thresholds, keeps, sec_layers, vector_sizes, block_sizes)
-    evaluate_by_schedule(evaluator, configs)
-    points = tuple(evaluator.evaluate(c) for c in configs)
+    points = tuple(evaluate_by_schedule(evaluator, configs))
     scores = tuple(search_objective(p, objective, lam, reference) for p in points)
     grid = SearchRun("grid", points, scores)
     order = np.random.default_rng(seed).permutation(len(configs))[: max(1, random_budget)]
@@ -271,7 +270,7 @@ def run_model_search(
     }
     options = dict(tuner_options or {})
     layers = sec_candidates(shipped_cfg, model.config.text.num_layers, options.pop("sec_layers", None))
-    runs = {}
+    runs, fronts = {}, {}
     for lam in lambdas:
         pairs = [
             tune_focus(
@@ -333,16 +332,18 @@ def run_model_search(
                 "grid": _figures(grid.best, held.evaluate(grid.best.focus)),
                 "random": _figures(rand.best, held.evaluate(rand.best.focus)),
             }
-            # held-out accuracy of each search's calibration Pareto front only: the whole grid on
-            # the held-out set would cost as many evaluations again for points nobody would pick
             for label, run in (("grid (Pareto front)", grid), ("random search (Pareto front)", rand)):
-                front = pareto_front(run.points, objective)
-                evaluate_by_schedule(held, [p.focus for p in front])
-                series.setdefault(label, []).extend((p.cost(objective), acc(p)) for p in front)
+                fronts.setdefault(label, {}).update((p.focus, p) for p in pareto_front(run.points, objective))
         series.setdefault("tuned (lambda sweep)", []).append((tuned.best.cost(objective), acc(tuned.best)))
         runs[lam] = (tuned, entry)
         if on_eval is not None:
             on_eval(cal.evaluations)
+    # held-out accuracy of each search's calibration Pareto front only (every lambda's, each point
+    # once): the whole grid on the held-out set would cost as many evaluations again for points
+    # nobody would pick
+    for label, front in fronts.items():
+        checked = evaluate_by_schedule(held, list(front))
+        series[label] = [(p.cost(objective), h.accuracy) for p, h in zip(front.values(), checked)]
     baseline = _figures(shipped, held.evaluate(shipped_cfg))
     ok = [lam for lam, (t, _) in runs.items() if t.best.accuracy >= shipped.accuracy - ACCURACY_TOLERANCE]
     if ok:
